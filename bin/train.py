@@ -1,0 +1,104 @@
+"""Trains (or resumes training of) a hyperprior model with the noise proxy.
+
+  python bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg
+
+Running the same command again resumes from the newest checkpoint in
+--train_dir. See tfc_lic/training.py for the layout of a run directory.
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from tfc_lic import data
+from tfc_lic import training
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("train_dir", None, "Run directory (checkpoints, logs).")
+flags.DEFINE_enum("architecture", "mbt2018-mean", ["bmshj2018", "mbt2018-mean"],
+                  "Model architecture.")
+flags.DEFINE_list("lmbdas", ["0.0067"],
+                  "Rate-distortion trade-offs (loss = bpp + λ·MSE on 0..255); "
+                  "more than one trains a variable-rate model.")
+flags.DEFINE_integer("num_filters", 128, "Channels N of the transforms.")
+flags.DEFINE_integer("latent_channels", 192, "Channels M of the latents.")
+flags.DEFINE_enum("precision", "bfloat16", ["float32", "bfloat16"],
+                  "Compute precision of the transforms (entropy models are "
+                  "always float32).")
+flags.DEFINE_string("dataset", None,
+                    "Training images: a tfds name, or local folders/globs "
+                    "(comma-separated).")
+flags.DEFINE_string("validation", None,
+                    "Validation images (same forms as --dataset); a tfds "
+                    "name uses its 'validation' split.")
+flags.DEFINE_integer("patch_size", 256, "Training crop size.")
+flags.DEFINE_integer("batch_size", 8, "Crops per step.")
+flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.")
+flags.DEFINE_integer("steps", 100000, "Total training steps.")
+flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
+flags.DEFINE_float("decay_start", 0.8,
+                   "Fraction of --steps after which the rate decays 10x.")
+flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
+flags.DEFINE_integer("log_every", 50, "Steps between progress lines.")
+flags.DEFINE_integer("validate_every", 1000, "Steps between validations.")
+flags.DEFINE_string("init_from", None,
+                    "Warm start: weights of another run or export (only when "
+                    "--train_dir has no checkpoint yet).")
+flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: all).")
+flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: all).")
+flags.DEFINE_integer("seed", None, "Random seed.")
+flags.mark_flags_as_required(["train_dir", "dataset"])
+
+
+def model_config():
+  return dict(architecture=FLAGS.architecture,
+              lmbdas=[float(l) for l in FLAGS.lmbdas],
+              num_filters=FLAGS.num_filters,
+              latent_channels=FLAGS.latent_channels,
+              precision=FLAGS.precision)
+
+
+def main(argv):
+  del argv
+  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
+  tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
+  if FLAGS.seed is not None:
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+  os.makedirs(FLAGS.train_dir, exist_ok=True)
+  config_path = os.path.join(FLAGS.train_dir, "config.json")
+  config = model_config()
+  if os.path.exists(config_path):
+    saved = training.load_config(config_path)
+    if saved != config:
+      sys.exit(f"error: {FLAGS.train_dir} holds a run with a different model "
+               f"config ({saved}); use another --train_dir")
+  else:
+    with open(config_path, "w") as f:
+      json.dump(config, f, indent=1)
+  try:
+    model = training.model_from_config(config)
+    trainer = training.Trainer(
+        model, FLAGS.train_dir, FLAGS.steps,
+        learning_rate=FLAGS.learning_rate, decay_start=FLAGS.decay_start,
+        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
+        validate_every=FLAGS.validate_every)
+    if FLAGS.init_from and not trainer.manager.latest_checkpoint:
+      print(f"warm start from {training.load_weights(model, FLAGS.init_from)}")
+    train_data = data.crops(FLAGS.dataset, FLAGS.patch_size, FLAGS.batch_size,
+                            training=True, seed=FLAGS.seed)
+    validation_data = None
+    if FLAGS.validation:
+      validation_data = data.crops(
+          FLAGS.validation, FLAGS.validation_patch_size, FLAGS.batch_size,
+          training=False, split="validation")
+    trainer.fit(train_data, validation_data)
+  except (training.TrainingError, ValueError, FileNotFoundError) as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

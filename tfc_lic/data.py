@@ -1,0 +1,113 @@
+"""Training and validation input pipelines.
+
+`--dataset` is either a TensorFlow Datasets name (e.g. "clic", needs tfds to
+reach its data) or local images: a folder, a glob, or a comma-separated list
+of them (PNG/JPEG). Both give the same element spec: float32 crops
+[batch, patch, patch, 3] in [0, 255].
+
+Local images are decoded once and cached in memory (a few hundred training
+photos fit easily), so that the per-step cost is a random crop and flip: the
+input pipeline stays off the training step's critical path.
+"""
+
+import glob
+import os
+
+from absl import logging
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+def list_images(spec):
+  """Expands a folder, glob or comma-separated list of them to image files."""
+  files = []
+  for part in [p for p in spec.split(",") if p]:
+    if os.path.isdir(part):
+      matches = glob.glob(os.path.join(part, "**", "*"), recursive=True)
+    else:
+      matches = glob.glob(part, recursive=True)
+    files.extend(f for f in matches
+                 if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(f))
+  return sorted(set(files))
+
+
+def is_local(spec):
+  """True if `spec` names local files rather than a tfds dataset."""
+  return any(c in spec for c in "/*,.") or os.path.exists(spec)
+
+
+def _decode(path):
+  image = tf.io.decode_image(
+      tf.io.read_file(path), channels=3, expand_animations=False)
+  image.set_shape([None, None, 3])
+  return image
+
+
+def _fit_to_patch(image, patch_size):
+  """Upsamples images smaller than the patch so that a crop fits."""
+  shape = tf.shape(image)
+  short = tf.minimum(shape[0], shape[1])
+
+  def upsample():
+    scale = patch_size / tf.cast(short, tf.float32)
+    size = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale),
+                   tf.int32)
+    size = tf.maximum(size, patch_size)
+    return tf.cast(tf.clip_by_value(
+        tf.image.resize(image, size, antialias=False), 0, 255), tf.uint8)
+
+  return tf.cond(short < patch_size, upsample, lambda: image)
+
+
+def _crop(image, patch_size, training):
+  if training:
+    image = tf.image.random_crop(image, (patch_size, patch_size, 3))
+    image = tf.image.random_flip_left_right(image)
+    image = tf.image.random_flip_up_down(image)
+  else:
+    image = tf.image.resize_with_crop_or_pad(image, patch_size, patch_size)
+  return tf.cast(image, tf.float32)
+
+
+def local_images(spec):
+  """Decoded uint8 images of a local spec; unreadable files are skipped."""
+  files = list_images(spec)
+  if not files:
+    raise ValueError(f"no PNG/JPEG images found in {spec!r}")
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.ignore_errors(log_warning=True), len(files)
+
+
+def tfds_images(name, split):
+  """Images of a TensorFlow Datasets dataset (needs its data to be present)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  dataset = tfds.load(name, split=split, shuffle_files=split == "train")
+  return dataset.map(lambda x: x["image"]), None
+
+
+def crops(spec, patch_size, batch_size, training=True, split="train",
+          seed=None):
+  """Batches of float32 crops for training (endless) or validation (once).
+
+  Training crops are random with random flips; validation takes one central
+  crop per image so that its loss is comparable between evaluations.
+  """
+  with tf.device("/cpu:0"):
+    if is_local(spec):
+      images, count = local_images(spec)
+      logging.info("%s: %d image files", spec, count)
+    else:
+      images, count = tfds_images(spec, split)
+    images = images.map(lambda x: _fit_to_patch(x, patch_size),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+    if count is not None:
+      images = images.cache()
+    if training:
+      images = images.shuffle(count or 1000, seed=seed,
+                              reshuffle_each_iteration=True).repeat()
+    dataset = images.map(lambda x: _crop(x, patch_size, training),
+                         num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,264 @@
+"""Hyperprior image compression models (Keras) trained with the noise proxy.
+
+Two architectures share one base class:
+- `ScaleHyperprior` ("bmshj2018"): Ballé et al. 2018, zero-mean Gaussian
+  conditional whose scale is predicted from |y| by the hyperprior.
+- `MeanScaleHyperprior` ("mbt2018-mean"): Minnen et al. 2018 without the
+  autoregressive context; the hyperprior predicts mean and scale.
+
+Both are variable-rate: one network serves the rate points `lmbdas`, each with
+its own channel gain on the latents (gain units, Cui et al. 2021). A single
+rate point is the special case of one λ. During training each example in a
+batch draws a λ, so all of the compute trains one network.
+"""
+
+import math
+
+import tensorflow as tf
+import tensorflow_compression as tfc
+
+from tfc_lic import transforms
+
+SCALES_PER_OCTAVE = 8
+
+
+def scale_fn(scale_min):
+  """Maps scale index i to a Gaussian scale: scale_min * 2**(i / 8).
+
+  Octave-aligned so that a quantizer step of 2**(k/8) is a shift of the index
+  by k, letting one set of coding tables serve every step size.
+  """
+  log_min = math.log(scale_min)
+  factor = math.log(2.) / SCALES_PER_OCTAVE
+  return lambda i: tf.math.exp(log_min + factor * i)
+
+
+class HyperpriorModel(tf.keras.Model):
+  """Transforms, gain units and entropy models shared by both architectures.
+
+  The latents the entropy model sees are y * gain[rate]; the synthesis sees
+  y_hat * inverse_gain[rate]. Subclasses choose the hyper transforms and how
+  their output becomes (loc, scale index).
+  """
+
+  def __init__(self, lmbdas=(0.0067,), num_filters=128, latent_channels=192,
+               num_scales=96, scale_min=0.11, precision="float32", **kwargs):
+    super().__init__(**kwargs)
+    self.lmbdas = tuple(float(l) for l in lmbdas)
+    self.num_filters = int(num_filters)
+    self.latent_channels = int(latent_channels)
+    self.num_scales = int(num_scales)
+    self.scale_min = float(scale_min)
+    self.precision = precision
+    if precision not in ("float32", "bfloat16"):
+      raise ValueError(f"precision must be float32 or bfloat16, not {precision}")
+    self.transform_dtype = (
+        "mixed_bfloat16" if precision == "bfloat16" else "float32")
+    self.analysis_transform = transforms.AnalysisTransform(
+        num_filters, latent_channels, dtype=self.transform_dtype)
+    self.synthesis_transform = transforms.SynthesisTransform(
+        num_filters, dtype=self.transform_dtype)
+    self.hyper_analysis_transform = transforms.HyperAnalysisTransform(
+        num_filters, activation=self.hyper_activation,
+        dtype=self.transform_dtype)
+    self.hyper_synthesis_transform = self.make_hyper_synthesis()
+    self.hyperprior = tfc.NoisyDeepFactorized(batch_shape=(num_filters,))
+    # Quantization step ~ 1/sqrt(lambda) for MSE: start the gains there.
+    reference = max(self.lmbdas)
+    init = [[math.sqrt(l / reference)] * latent_channels for l in self.lmbdas]
+    self.gain = tf.Variable(init, name="gain", dtype=tf.float32)
+    self.inverse_gain = tf.Variable(
+        [[1. / g for g in row] for row in init], name="inverse_gain",
+        dtype=tf.float32)
+    self.build((None, None, None, 3))
+
+  hyper_activation = staticmethod(tf.nn.relu)
+
+  def make_hyper_synthesis(self):
+    raise NotImplementedError
+
+  def entropy_parameters(self, z_hat):
+    """Returns (loc, scale_index) of y from the decoded hyper-latents."""
+    raise NotImplementedError
+
+  def hyper_input(self, y):
+    """What the hyper-analysis sees."""
+    raise NotImplementedError
+
+  @property
+  def num_rates(self):
+    return len(self.lmbdas)
+
+  def get_config(self):
+    return dict(
+        lmbdas=list(self.lmbdas), num_filters=self.num_filters,
+        latent_channels=self.latent_channels, num_scales=self.num_scales,
+        scale_min=self.scale_min, precision=self.precision)
+
+  def entropy_model(self, compression=False):
+    """Gaussian conditional on y (noise proxy when training)."""
+    return tfc.LocationScaleIndexedEntropyModel(
+        tfc.NoisyNormal, self.num_scales, scale_fn(self.scale_min),
+        coding_rank=3, compression=compression, bottleneck_dtype=tf.float32)
+
+  def side_entropy_model(self, compression=False):
+    """Factorized prior on z."""
+    return tfc.ContinuousBatchedEntropyModel(
+        self.hyperprior, coding_rank=3, compression=compression,
+        bottleneck_dtype=tf.float32)
+
+  def rate_gains(self, rate):
+    """Gain and inverse gain for a (possibly fractional) rate index.
+
+    Integer rates pick a trained λ; fractional ones interpolate the gains
+    geometrically between their neighbours. `rate` has shape [B] (or scalar);
+    the result broadcasts against [B, H, W, M].
+    """
+    rate = tf.clip_by_value(
+        tf.cast(rate, tf.float32), 0., float(self.num_rates - 1))
+    low = tf.cast(tf.floor(rate), tf.int32)
+    high = tf.minimum(low + 1, self.num_rates - 1)
+    t = (rate - tf.cast(low, tf.float32))[..., None]
+
+    def interpolate(table):
+      log_low = tf.math.log(tf.abs(tf.gather(table, low)))
+      log_high = tf.math.log(tf.abs(tf.gather(table, high)))
+      return tf.exp((1. - t) * log_low + t * log_high)[..., None, None, :]
+
+    return interpolate(self.gain), interpolate(self.inverse_gain)
+
+  def analyze(self, x, rate):
+    """Image [B, H, W, 3] in [0, 255] -> gained latents y (float32) and z."""
+    gain, _ = self.rate_gains(rate)
+    y = tf.cast(self.analysis_transform(x), tf.float32) * gain
+    z = tf.cast(self.hyper_analysis_transform(self.hyper_input(y)), tf.float32)
+    return y, z
+
+  def hyper_decode(self, z_hat, y_shape):
+    """Decoded z -> (loc, scale_index) cropped to the latent shape."""
+    loc, scale_index = self.entropy_parameters(z_hat)
+    crop = lambda t: t[:, :y_shape[0], :y_shape[1], :]
+    return crop(loc), crop(scale_index)
+
+  def synthesize(self, y_hat, rate, x_shape, synthesis=None):
+    """Gained, quantized latents -> image, cropped to `x_shape` (float)."""
+    _, inverse_gain = self.rate_gains(rate)
+    synthesis = synthesis or self.synthesis_transform
+    x_hat = synthesis(y_hat * inverse_gain)
+    return tf.cast(x_hat[:, :x_shape[0], :x_shape[1], :], tf.float32)
+
+  def call(self, x, rate=None, training=False):
+    """Noise-proxy forward pass: per-example bpp, mse, and the loss terms.
+
+    `rate` is the λ index per example; defaults to the last (highest) rate.
+    """
+    x = tf.cast(x, tf.float32)
+    batch = tf.shape(x)[0]
+    if rate is None:
+      rate = tf.fill([batch], self.num_rates - 1)
+    y, z = self.analyze(x, rate)
+    z_tilde, side_bits = self.side_entropy_model()(z, training=training)
+    loc, scale_index = self.hyper_decode(z_tilde, tf.shape(y)[1:3])
+    y_tilde, bits = self.entropy_model()(
+        y, scale_index, loc=loc, training=training)
+    x_hat = self.synthesize(y_tilde, rate, tf.shape(x)[1:3])
+    num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), tf.float32)
+    bpp = (bits + side_bits) / num_pixels
+    mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat), axis=(1, 2, 3))
+    lmbda = tf.gather(tf.constant(self.lmbdas), tf.cast(rate, tf.int32))
+    loss = tf.reduce_mean(bpp + lmbda * mse)
+    return loss, bpp, mse
+
+  def sample_rates(self, batch):
+    return tf.random.uniform([batch], 0, self.num_rates, dtype=tf.int32)
+
+  def train_step(self, x):
+    rate = self.sample_rates(tf.shape(x)[0])
+    with tf.GradientTape() as tape:
+      loss, bpp, mse = self(x, rate, training=True)
+    variables = self.trainable_variables
+    gradients = tape.gradient(loss, variables)
+    self.optimizer.apply_gradients(zip(gradients, variables))
+    return self.update_metrics(loss, bpp, mse)
+
+  def test_step(self, x):
+    """Evaluates every rate point on the same images (actual rounding)."""
+    x = tf.cast(x, tf.float32)
+    batch = tf.shape(x)[0]
+    for r in range(self.num_rates):
+      loss, bpp, mse = self(x, tf.fill([batch], r), training=False)
+      self.update_metrics(loss, bpp, mse)
+    return {m.name: m.result() for m in self.metrics}
+
+  def update_metrics(self, loss, bpp, mse):
+    self.loss_metric.update_state(loss)
+    self.bpp_metric.update_state(bpp)
+    self.mse_metric.update_state(mse)
+    self.psnr_metric.update_state(
+        10. * tf.math.log(255. ** 2 / tf.maximum(mse, 1e-10)) / math.log(10.))
+    return {m.name: m.result() for m in self.metrics}
+
+  @property
+  def metrics(self):
+    return [self.loss_metric, self.bpp_metric, self.mse_metric,
+            self.psnr_metric]
+
+  def compile(self, **kwargs):
+    super().compile(loss=None, metrics=None, **kwargs)
+    self.loss_metric = tf.keras.metrics.Mean(name="loss")
+    self.bpp_metric = tf.keras.metrics.Mean(name="bpp")
+    self.mse_metric = tf.keras.metrics.Mean(name="mse")
+    self.psnr_metric = tf.keras.metrics.Mean(name="psnr")
+
+  def predict_step(self, x):
+    raise NotImplementedError("Use compress/decompress or the latent codecs.")
+
+
+class ScaleHyperprior(HyperpriorModel):
+  """bmshj2018: zero-mean Gaussian, scale from the hyperprior on |y|."""
+
+  def make_hyper_synthesis(self):
+    return transforms.HyperSynthesisTransform(
+        self.num_filters, self.num_filters, self.latent_channels,
+        dtype=self.transform_dtype)
+
+  def hyper_input(self, y):
+    return tf.abs(y)
+
+  def entropy_parameters(self, z_hat):
+    scale_index = tf.cast(self.hyper_synthesis_transform(z_hat), tf.float32)
+    return tf.zeros_like(scale_index), scale_index
+
+
+class MeanScaleHyperprior(HyperpriorModel):
+  """mbt2018-mean: Gaussian with mean and scale from the hyperprior."""
+
+  hyper_activation = staticmethod(tf.nn.leaky_relu)
+
+  def make_hyper_synthesis(self):
+    return transforms.HyperSynthesisTransform(
+        self.latent_channels, self.latent_channels * 3 // 2,
+        2 * self.latent_channels, activation=tf.nn.leaky_relu,
+        dtype=self.transform_dtype)
+
+  def hyper_input(self, y):
+    return y
+
+  def entropy_parameters(self, z_hat):
+    params = tf.cast(self.hyper_synthesis_transform(z_hat), tf.float32)
+    loc, scale_index = tf.split(params, 2, axis=-1)
+    return loc, scale_index
+
+
+ARCHITECTURES = {
+    "bmshj2018": ScaleHyperprior,
+    "mbt2018-mean": MeanScaleHyperprior,
+}
+
+
+def create_model(architecture, **config):
+  """Builds a model by architecture name ("bmshj2018" or "mbt2018-mean")."""
+  if architecture not in ARCHITECTURES:
+    raise ValueError(f"unknown architecture {architecture!r}; "
+                     f"choose from {sorted(ARCHITECTURES)}")
+  return ARCHITECTURES[architecture](**config)

@@ -1,0 +1,219 @@
+"""Resumable training loop around a model's `train_step`.
+
+A run lives in one directory:
+  config.json     architecture and model configuration (to rebuild the model)
+  checkpoints/    model + optimizer + step + wall time (tf.train.CheckpointManager)
+  logs/           TensorBoard scalars
+  history.jsonl   one line per log/validation event (kept with shipped models)
+  weights/        compact final weights, no optimizer state (tf.train.Checkpoint)
+
+Running the same command again resumes from the newest checkpoint with the
+same step counter and optimizer state. SIGTERM/SIGINT write a checkpoint
+before exiting; after SIGKILL at most the steps since the last one are lost.
+"""
+
+import json
+import math
+import os
+import signal
+import time
+
+from absl import logging
+import tensorflow as tf
+
+from tfc_lic import models
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. the loss became NaN)."""
+
+
+def learning_rate_schedule(learning_rate, steps, decay_start=0.8,
+                           final_factor=0.1):
+  """Constant rate, then exponential decay to `final_factor` over the tail.
+
+  Stage-1 training here is short, so the rate stays high for most of it and
+  only the last (1 - decay_start) of the steps anneal.
+  """
+  start = int(steps * decay_start)
+  length = max(steps - start, 1)
+
+  def schedule(step):
+    progress = tf.clip_by_value(
+        (tf.cast(step, tf.float32) - start) / length, 0., 1.)
+    return learning_rate * tf.pow(final_factor, progress)
+
+  return schedule
+
+
+class _Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+
+  def __init__(self, fn):
+    self.fn = fn
+
+  def __call__(self, step):
+    return self.fn(step)
+
+  def get_config(self):
+    return {}
+
+
+def load_config(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def model_from_config(config):
+  """Builds a model from a config dict {"architecture": ..., **kwargs}."""
+  config = dict(config)
+  return models.create_model(config.pop("architecture"), **config)
+
+
+def load_weights(model, path):
+  """Restores model weights from a run dir, weights dir or checkpoint prefix."""
+  checkpoint = tf.train.Checkpoint(model=model)
+  candidates = [path, os.path.join(path, "weights"),
+                os.path.join(path, "checkpoints")]
+  for candidate in candidates:
+    prefix = (tf.train.latest_checkpoint(candidate)
+              if os.path.isdir(candidate) else candidate)
+    if prefix and tf.io.gfile.exists(prefix + ".index"):
+      checkpoint.read(prefix).expect_partial()
+      return prefix
+  raise FileNotFoundError(f"no weights found at {path}")
+
+
+def save_weights(model, directory):
+  """Writes compact weights (no optimizer state) to `directory`."""
+  checkpoint = tf.train.Checkpoint(model=model)
+  tf.io.gfile.makedirs(directory)
+  prefix = checkpoint.write(os.path.join(directory, "weights"))
+  with open(os.path.join(directory, "checkpoint"), "w") as f:
+    f.write(f'model_checkpoint_path: "{os.path.basename(prefix)}"\n')
+  return prefix
+
+
+def psnr(mse):
+  return 10 * math.log10(255 ** 2 / max(float(mse), 1e-10))
+
+
+class Trainer:
+  """Trains `model` in `train_dir`, resuming from its newest checkpoint."""
+
+  def __init__(self, model, train_dir, steps, learning_rate=1e-4,
+               decay_start=0.8, checkpoint_every=500, log_every=50,
+               validate_every=1000, max_checkpoints=3):
+    self.model = model
+    self.train_dir = train_dir
+    self.steps = int(steps)
+    self.checkpoint_every = checkpoint_every
+    self.log_every = log_every
+    self.validate_every = validate_every
+    self.schedule = learning_rate_schedule(learning_rate, steps, decay_start)
+    self.optimizer = tf.keras.optimizers.Adam(
+        learning_rate=_Schedule(self.schedule))
+    model.compile(optimizer=self.optimizer)
+    self.wall_time = tf.Variable(0., dtype=tf.float64, trainable=False)
+    self.checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=self.optimizer, wall_time=self.wall_time)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, os.path.join(train_dir, "checkpoints"),
+        max_to_keep=max_checkpoints)
+    self.writer = tf.summary.create_file_writer(os.path.join(train_dir, "logs"))
+    self._stop_signal = None
+    self._test_step = None
+
+  @property
+  def step(self):
+    return int(self.optimizer.iterations.numpy())
+
+  def restore(self):
+    """Resumes from the newest checkpoint; returns its step (0 if none)."""
+    latest = self.manager.latest_checkpoint
+    if latest:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      logging.info("resumed from %s at step %d", latest, self.step)
+    return self.step
+
+  def save(self):
+    path = self.manager.save(checkpoint_number=self.step)
+    logging.info("checkpoint %s", path)
+    return path
+
+  def _record(self, kind, values):
+    with self.writer.as_default(step=self.step):
+      for name, value in values.items():
+        tf.summary.scalar(f"{kind}/{name}", value)
+    line = dict(kind=kind, step=self.step,
+                wall_time=round(float(self.wall_time.numpy()), 1),
+                **{k: round(float(v), 5) for k, v in values.items()})
+    with open(os.path.join(self.train_dir, "history.jsonl"), "a") as f:
+      f.write(json.dumps(line) + "\n")
+
+  def validate(self, dataset):
+    for metric in self.model.metrics:
+      metric.reset_state()
+    test_step = self._test_step or tf.function(self.model.test_step)
+    self._test_step = test_step
+    for batch in dataset:
+      test_step(batch)
+    values = {m.name: m.result().numpy() for m in self.model.metrics}
+    self._record("validation", values)
+    print(f"validation step {self.step}: loss {values['loss']:.4f} "
+          f"bpp {values['bpp']:.4f} PSNR {values['psnr']:.2f} dB", flush=True)
+    return values
+
+  def _handle_signal(self, signum, frame):
+    del frame
+    self._stop_signal = signum
+
+  def fit(self, train_dataset, validation_dataset=None):
+    """Trains until `steps`; returns the final training metrics."""
+    self.restore()
+    if self.step >= self.steps:
+      logging.info("already at step %d >= %d", self.step, self.steps)
+      return {}
+    previous = [signal.signal(s, self._handle_signal)
+                for s in (signal.SIGTERM, signal.SIGINT)]
+    train_step = tf.function(self.model.train_step)
+    iterator = iter(train_dataset)
+    values = {}
+    try:
+      start_step = self.step
+      tick, tick_step = time.time(), self.step
+      while self.step < self.steps and self._stop_signal is None:
+        began = time.time()
+        values = train_step(next(iterator))
+        self.wall_time.assign_add(time.time() - began)
+        step = self.step
+        if step % self.log_every == 0 or step == self.steps:
+          values = {k: v.numpy() for k, v in values.items()}
+          if not all(math.isfinite(v) for v in values.values()):
+            raise TrainingError(
+                f"non-finite loss at step {step} ({values}); the last good "
+                f"checkpoint is {self.manager.latest_checkpoint}")
+          for metric in self.model.metrics:
+            metric.reset_state()
+          rate = (step - tick_step) / max(time.time() - tick, 1e-9)
+          eta = (self.steps - step) / max(rate, 1e-9)
+          print(f"step {step}/{self.steps} loss {values['loss']:.4f} "
+                f"bpp {values['bpp']:.4f} PSNR {values['psnr']:.2f} dB "
+                f"{rate:.3f} steps/s ETA {eta / 60:.1f} min", flush=True)
+          values["learning_rate"] = self.schedule(step)
+          self._record("train", values)
+          tick, tick_step = time.time(), step
+        if step % self.checkpoint_every == 0 or step == self.steps:
+          self.save()
+        if (validation_dataset is not None and self.validate_every and
+            (step % self.validate_every == 0 or step == self.steps)):
+          self.validate(validation_dataset)
+      if self._stop_signal is not None and self.step > start_step:
+        self.save()
+    finally:
+      for s, handler in zip((signal.SIGTERM, signal.SIGINT), previous):
+        signal.signal(s, handler)
+    if self._stop_signal is not None:
+      raise TrainingError(f"stopped by signal {self._stop_signal} at step "
+                          f"{self.step}; run again to resume")
+    save_weights(self.model, os.path.join(self.train_dir, "weights"))
+    return values
