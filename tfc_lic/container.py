@@ -1,0 +1,119 @@
+"""The versioned bitstream container, packed and parsed in TF graph code.
+
+Layout (big-endian), 25 bytes of overhead:
+
+  offset size field
+   0     4   magic b"TLIC"
+   4     1   format version (1)
+   5     4   model id (first 4 bytes of a fingerprint of the model weights)
+   9     1   quantizer id (0 USQ, 1 TCQ-4, 2 TCQ-8)
+  10     1   step index j (int8): Δ = 2**(j/8)
+  11     2   rate index * 256 (uint16): gains of a variable-rate model
+  13     2   image height (uint16)
+  15     2   image width (uint16)
+  17     4   length of the z string (uint32)
+  21     .   z string, then the y string
+  -4     4   checksum: first 4 bytes of farmhash64 of everything before it
+
+Graph code so that a SavedModel's compress/decompress signatures read and
+write whole files; parse errors raise tf.errors.InvalidArgumentError with a
+message naming the problem.
+"""
+
+import tensorflow as tf
+
+MAGIC = b"TLIC"
+VERSION = 1
+HEADER_SIZE = 21
+CHECKSUM_SIZE = 4
+MAX_SIDE = 65535
+
+
+
+def _byte_table():
+  """One single-byte string per value: gathering and joining writes bytes."""
+  return tf.constant([bytes([i]) for i in range(256)])
+
+
+def _to_bytes(values, widths):
+  """Big-endian bytes of non-negative int64 `values`, `widths` bytes each."""
+  out = []
+  for value, width in zip(values, widths):
+    value = tf.cast(value, tf.int64)
+    for shift in reversed(range(width)):
+      out.append(tf.bitwise.bitwise_and(
+          tf.bitwise.right_shift(value, 8 * shift), 255))
+  return tf.strings.reduce_join(tf.gather(_byte_table(), tf.stack(out)))
+
+
+def _from_bytes(data, start, width):
+  value = tf.constant(0, tf.int64)
+  for i in range(width):
+    value = value * 256 + tf.cast(data[start + i], tf.int64)
+  return value
+
+
+def _checksum(string):
+  digest = tf.fingerprint([string])[0, :CHECKSUM_SIZE]
+  return tf.strings.reduce_join(tf.gather(_byte_table(), tf.cast(digest, tf.int32)))
+
+
+def pack(model_id, quantizer, delta_index, rate, height, width, z_string,
+         y_string):
+  """Returns the container bytes (scalar tf.string)."""
+  header = _to_bytes(
+      [VERSION, model_id, quantizer, tf.math.floormod(delta_index, 256),
+       tf.round(tf.cast(rate, tf.float32) * 256.), height, width,
+       tf.strings.length(z_string)],
+      [1, 4, 1, 1, 2, 2, 2, 4])
+  body = tf.strings.join([MAGIC, header, z_string, y_string])
+  return body + _checksum(body)
+
+
+def unpack(container, model_id):
+  """Parses and validates a container; returns a dict of its fields.
+
+  Fails with a one-line message for: too short, wrong magic, unknown version,
+  checksum mismatch (corrupt or truncated), another model's stream.
+  """
+  size = tf.strings.length(container)
+  assert_ = lambda cond, msg: tf.debugging.Assert(cond, [msg])
+  checks = [assert_(size >= HEADER_SIZE + CHECKSUM_SIZE,
+                    "not a tfc-lic stream: too short")]
+  with tf.control_dependencies(checks):
+    checks.append(assert_(
+        tf.equal(tf.strings.substr(container, 0, 4), MAGIC),
+        "not a tfc-lic stream: bad magic"))
+  with tf.control_dependencies(checks):
+    data = tf.io.decode_raw(
+        tf.strings.substr(container, 0, HEADER_SIZE), tf.uint8)
+    checks.append(assert_(
+        tf.equal(_from_bytes(data, 4, 1), VERSION),
+        f"unsupported stream format version (this build reads {VERSION})"))
+  with tf.control_dependencies(checks):
+    body = tf.strings.substr(container, 0, size - CHECKSUM_SIZE)
+    checks.append(assert_(
+        tf.equal(tf.strings.substr(container, size - CHECKSUM_SIZE,
+                                   CHECKSUM_SIZE), _checksum(body)),
+        "corrupt or truncated stream: checksum mismatch"))
+  with tf.control_dependencies(checks):
+    checks.append(assert_(
+        tf.equal(_from_bytes(data, 5, 4), tf.cast(model_id, tf.int64)),
+        "stream was made by a different model"))
+    z_length = tf.cast(_from_bytes(data, 17, 4), tf.int32)
+    checks.append(assert_(
+        z_length <= size - HEADER_SIZE - CHECKSUM_SIZE,
+        "corrupt stream: bad z length"))
+  with tf.control_dependencies(checks):
+    delta_index = tf.cast(_from_bytes(data, 10, 1), tf.int32)
+    return dict(
+        quantizer=tf.cast(_from_bytes(data, 9, 1), tf.int32),
+        delta_index=tf.where(delta_index > 127, delta_index - 256,
+                             delta_index),
+        rate=tf.cast(_from_bytes(data, 11, 2), tf.float32) / 256.,
+        height=tf.cast(_from_bytes(data, 13, 2), tf.int32),
+        width=tf.cast(_from_bytes(data, 15, 2), tf.int32),
+        z_string=tf.strings.substr(container, HEADER_SIZE, z_length),
+        y_string=tf.strings.substr(
+            container, HEADER_SIZE + z_length,
+            size - HEADER_SIZE - z_length - CHECKSUM_SIZE))
