@@ -44,7 +44,8 @@ def _average_difference(x_anchor, y_anchor, x_test, y_test, what):
     raise ValueError(f"the curves' {what} ranges do not overlap")
   anchor = interpolate.PchipInterpolator(x_anchor, y_anchor)
   test = interpolate.PchipInterpolator(x_test, y_test)
-  return (test.integrate(low, high) - anchor.integrate(low, high)) / (high - low)
+  difference = test.integrate(low, high) - anchor.integrate(low, high)
+  return difference / (high - low)
 
 
 def bd_rate(anchor, test):

@@ -51,7 +51,12 @@ class ImageCodec(tf.Module):
 
   def __init__(self, model, tcq_lambda=None, name="image_codec"):
     super().__init__(name=name)
-    self.model = model
+    # The Keras model is kept out of the object graph: saving a Keras model
+    # makes Keras trace every layer without AutoGraph, which tfc.GDN does not
+    # survive. Its variables are tracked directly, which is all the tf.functions
+    # below need.
+    object.__setattr__(self, "model", model)
+    self.model_variables = list(model.variables)
     self.side_entropy_model = model.side_entropy_model(compression=True)
     self.tables = entropy_tables.EntropyTables(
         model.num_scales, model.scale_min)

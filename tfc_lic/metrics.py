@@ -52,5 +52,5 @@ def ms_ssim(a, b):
 
 
 def bpp(num_bytes, height, width):
-  """Bits per pixel of a `num_bytes` long bit stream for a height x width image."""
+  """Bits per pixel of a `num_bytes` bit stream for a height x width image."""
   return 8 * num_bytes / (height * width)

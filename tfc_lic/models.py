@@ -70,7 +70,13 @@ class HyperpriorModel(tf.keras.Model):
     self.inverse_gain = tf.Variable(
         [[1. / g for g in row] for row in init], name="inverse_gain",
         dtype=tf.float32)
-    self.build((None, None, None, 3))
+    self.loss_metric = tf.keras.metrics.Mean(name="loss")
+    self.bpp_metric = tf.keras.metrics.Mean(name="bpp")
+    self.mse_metric = tf.keras.metrics.Mean(name="mse")
+    self.psnr_metric = tf.keras.metrics.Mean(name="psnr")
+    # One forward pass builds the layers and gives Keras the input spec it
+    # needs to save the model inside a SavedModel.
+    self(tf.zeros([1, 64, 64, 3]))
 
   hyper_activation = staticmethod(tf.nn.relu)
 
@@ -205,10 +211,6 @@ class HyperpriorModel(tf.keras.Model):
 
   def compile(self, **kwargs):
     super().compile(loss=None, metrics=None, **kwargs)
-    self.loss_metric = tf.keras.metrics.Mean(name="loss")
-    self.bpp_metric = tf.keras.metrics.Mean(name="bpp")
-    self.mse_metric = tf.keras.metrics.Mean(name="mse")
-    self.psnr_metric = tf.keras.metrics.Mean(name="psnr")
 
   def predict_step(self, x):
     raise NotImplementedError("Use compress/decompress or the latent codecs.")

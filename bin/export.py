@@ -1,0 +1,52 @@
+"""Exports a trained run as a codec SavedModel (TF Serving layout).
+
+  python bin/export.py --run=~/runs/mbt2018-mean-vr --name=mbt2018-mean-vr \
+      --version=1
+"""
+
+import os
+
+from absl import app
+from absl import flags
+
+from tfc_lic import cli
+from tfc_lic import codec as codec_lib
+from tfc_lic import export
+from tfc_lic import training
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run", None, "Run directory (config.json + weights).")
+flags.DEFINE_string("name", None, "Model name (folder under --output_dir).")
+flags.DEFINE_integer("version", 1, "Model version (TF Serving subfolder).")
+flags.DEFINE_string("output_dir", cli.ZOO_DIR, "Base folder of the zoo.")
+flags.DEFINE_enum("default_quantizer", "usq", list(codec_lib.QUANTIZERS),
+                  "Quantizer of the `compress` signature.")
+flags.DEFINE_integer("default_delta_index", 0,
+                     "Step index j of `compress` (Δ = 2**(j/8)).")
+flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
+flags.mark_flags_as_required(["run", "name"])
+
+
+def main(argv):
+  del argv
+  with cli.one_line_errors():
+    run = os.path.expanduser(FLAGS.run)
+    config = training.load_config(os.path.join(run, "config.json"))
+    # Inference runs in float32 whatever the training precision: bf16 is a
+    # training speed-up, and weights are stored in float32 either way.
+    model = training.model_from_config(dict(config, precision="float32"))
+    weights = training.load_weights(model, run)
+    codec = codec_lib.ImageCodec(model, tcq_lambda=FLAGS.tcq_lambda)
+    path = export.export_codec(
+        codec, FLAGS.output_dir, FLAGS.name, FLAGS.version,
+        metadata=dict(name=FLAGS.name, config=config,
+                      weights=os.path.basename(weights)),
+        default_quantizer=FLAGS.default_quantizer,
+        default_delta_index=FLAGS.default_delta_index,
+        overwrite=FLAGS.overwrite)
+    print(f"exported {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)
