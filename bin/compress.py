@@ -1,0 +1,87 @@
+"""Compresses an image (PNG/JPEG/...) into a tfc-lic stream.
+
+  python bin/compress.py --input=photo.png --output=photo.tlic --metrics
+
+Uses a codec SavedModel (a zoo name under saved_models/ or a path). With
+--metrics it also decodes the stream and prints PSNR and MS-SSIM.
+"""
+
+import math
+import os
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from tfc_lic import cli
+from tfc_lic import export
+from tfc_lic import image_io
+from tfc_lic import latent_codecs
+from tfc_lic import metrics
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", cli.DEFAULT_MODEL,
+                    "Codec SavedModel: a zoo name or a path.")
+flags.DEFINE_string("input", None, "Image to compress.")
+flags.DEFINE_string("output", None, "Stream to write (default: input.tlic).")
+flags.DEFINE_enum("quantizer", None, list(latent_codecs.QUANTIZER_IDS),
+                  "Quantizer (default: the model's).")
+flags.DEFINE_float("rate", None,
+                   "Rate index of a variable-rate model, 0 (lowest) to "
+                   "#λ-1; fractional values interpolate (default: model's).")
+flags.DEFINE_float("delta", None,
+                   "Quantizer step Δ, rounded to the grid 2**(j/8) "
+                   "(default: the model's).")
+flags.DEFINE_bool("metrics", False, "Decode and print PSNR and MS-SSIM.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+flags.mark_flag_as_required("input")
+
+
+def delta_index(delta):
+  if not delta > 0 or not math.isfinite(delta):
+    raise ValueError(f"--delta must be positive, not {delta}")
+  index = round(8 * math.log2(delta))
+  if not -128 <= index <= 127:
+    raise ValueError(f"--delta {delta} is out of range")
+  return index
+
+
+def main(argv):
+  del argv
+  with cli.one_line_errors():
+    output = FLAGS.output or FLAGS.input + ".tlic"
+    if os.path.exists(output) and not FLAGS.overwrite:
+      raise FileExistsError(f"{output} exists (pass --overwrite to replace it)")
+    image = image_io.read_image(FLAGS.input)
+    codec = export.load(cli.model_path(FLAGS.model))
+    info = codec.info
+    quantizer = FLAGS.quantizer or info["default_quantizer"]
+    rate = info["default_rate"] if FLAGS.rate is None else FLAGS.rate
+    if not 0 <= rate <= len(info["lmbdas"]) - 1:
+      raise ValueError(f"--rate must be in [0, {len(info['lmbdas']) - 1}]")
+    j = (info["default_delta_index"] if FLAGS.delta is None
+         else delta_index(FLAGS.delta))
+    start = time.perf_counter()
+    stream = codec.signatures["compress_with_options"](
+        image=tf.constant(image),
+        quantizer=tf.constant(latent_codecs.QUANTIZER_IDS[quantizer]),
+        rate=tf.constant(rate, tf.float32),
+        delta_index=tf.constant(j))["stream"].numpy()
+    seconds = time.perf_counter() - start
+    image_io.write_atomic(output, stream, overwrite=FLAGS.overwrite)
+    height, width = image.shape[:2]
+    print(f"{output}: {len(stream)} bytes, "
+          f"{metrics.bpp(len(stream), height, width):.4f} bpp "
+          f"({quantizer}, rate {rate:g}, delta {2 ** (j / 8):.4g}, "
+          f"{seconds:.2f} s)")
+    if FLAGS.metrics:
+      decoded = codec.signatures["decompress"](
+          stream=tf.constant(stream))["image"].numpy()
+      print(f"PSNR {metrics.psnr(image, decoded):.2f} dB, "
+            f"MS-SSIM {metrics.ms_ssim(image, decoded):.4f}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,55 @@
+"""Shared fixtures: data locations and small models built once per session."""
+
+import os
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("TFC_LIC_SHARED", os.path.join(REPO, "..", "shared"))
+KODAK = os.path.join(SHARED, "data", "kodak")
+TRAIN = os.path.join(SHARED, "data", "train")
+TESTDATA = os.path.join(REPO, "testdata")
+
+
+@pytest.fixture(scope="session")
+def kodak_dir():
+  assert os.path.isdir(KODAK), f"Kodak images expected at {KODAK}"
+  return KODAK
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+  """An untrained mean-scale model small enough for fast graph tests."""
+  from tfc_lic import models  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.keras.utils.set_random_seed(1)
+  return models.create_model("mbt2018-mean", lmbdas=[0.01, 0.05],
+                             num_filters=16, latent_channels=24)
+
+
+@pytest.fixture(scope="session")
+def tiny_codec(tiny_model):
+  from tfc_lic import codec  # pylint: disable=g-import-not-at-top
+  return codec.ImageCodec(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def kodim23():
+  from tfc_lic import image_io  # pylint: disable=g-import-not-at-top
+  return image_io.read_image(os.path.join(TESTDATA, "kodim23.png"))
+
+
+def smooth_image(height, width, seed=0):
+  """A smooth random RGB image (compresses like a photo, unlike noise)."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.uniform(0, 255, size=(height // 8 + 2, width // 8 + 2, 3))
+  rows = np.linspace(0, coarse.shape[0] - 1.001, height)
+  cols = np.linspace(0, coarse.shape[1] - 1.001, width)
+  r0, c0 = rows.astype(int), cols.astype(int)
+  fr, fc = (rows - r0)[:, None, None], (cols - c0)[None, :, None]
+  image = ((1 - fr) * (1 - fc) * coarse[r0][:, c0] +
+           fr * (1 - fc) * coarse[r0 + 1][:, c0] +
+           (1 - fr) * fc * coarse[r0][:, c0 + 1] +
+           fr * fc * coarse[r0 + 1][:, c0 + 1])
+  return np.clip(image, 0, 255).astype(np.uint8)

@@ -1,0 +1,101 @@
+"""Bitstreams: bit-exact round trips, container validation, odd sizes."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import smooth_image
+from tfc_lic import codec as codec_lib
+
+QUANTIZERS = list(codec_lib.QUANTIZERS)
+
+
+@pytest.fixture(scope="module")
+def encode(tiny_codec):
+  return tf.function(tiny_codec.encode, input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
+      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
+
+
+@pytest.fixture(scope="module")
+def decode(tiny_codec):
+  return tf.function(tiny_codec.decode,
+                     input_signature=[tf.TensorSpec([], tf.string)])
+
+
+@pytest.mark.parametrize("quantizer", QUANTIZERS)
+@pytest.mark.parametrize("shape", [(17, 33), (96, 64), (80, 130)])
+def test_round_trip_is_bit_exact(encode, decode, quantizer, shape):
+  image = smooth_image(*shape)
+  enc = encode(image, codec_lib.quantizer_id(quantizer), 1., 0)
+  dec = decode(enc["container"])
+  np.testing.assert_array_equal(enc["y_hat"].numpy(), dec["y_hat"].numpy())
+  np.testing.assert_array_equal(enc["k"].numpy(), dec["k"].numpy())
+  assert dec["image"].shape == shape + (3,)
+  assert dec["image"].dtype == tf.uint8
+
+
+@pytest.mark.parametrize("quantizer", QUANTIZERS)
+def test_header_fields_round_trip(encode, decode, quantizer):
+  image = smooth_image(40, 72)
+  enc = encode(image, codec_lib.quantizer_id(quantizer), 0.5, -3)
+  dec = decode(enc["container"])
+  assert int(dec["quantizer"]) == codec_lib.quantizer_id(quantizer)
+  assert int(dec["delta_index"]) == -3
+  assert float(dec["rate"]) == 0.5
+  assert (int(dec["height"]), int(dec["width"])) == (40, 72)
+
+
+@pytest.fixture(scope="module")
+def stream(encode):
+  return encode(smooth_image(64, 64), 1, 1.0, 0)["container"].numpy()
+
+
+def _decode_error(decode, data):
+  with pytest.raises(tf.errors.InvalidArgumentError) as info:
+    decode(tf.constant(data))
+  from tfc_lic import cli  # pylint: disable=g-import-not-at-top
+  return cli.stream_error(info.value)
+
+
+def test_truncated_stream_is_rejected(decode, stream):
+  for size in (0, 3, 20, len(stream) // 2, len(stream) - 1):
+    message = _decode_error(decode, stream[:size])
+    assert "stream" in message and "\n" not in message
+
+
+def test_bit_flip_is_rejected(decode, stream):
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    data = bytearray(stream)
+    position = int(rng.integers(4, len(data)))
+    data[position] ^= 1 << int(rng.integers(8))
+    assert _decode_error(decode, bytes(data))
+
+
+def test_bad_magic_and_version(decode, stream):
+  assert "bad magic" in _decode_error(decode, b"XXXX" + stream[4:])
+  data = bytearray(stream)
+  data[4] = 99
+  assert "version" in _decode_error(decode, bytes(data))
+
+
+def test_stream_of_another_model_is_rejected(tiny_model, stream):
+  from tfc_lic import models  # pylint: disable=g-import-not-at-top
+  other = models.create_model("mbt2018-mean", lmbdas=[0.01, 0.05],
+                              num_filters=16, latent_channels=24)
+  other_codec = codec_lib.ImageCodec(other)
+  assert int(other_codec.model_id) != int(codec_lib.ImageCodec(
+      tiny_model).model_id)
+  message = _decode_error(tf.function(other_codec.decode), stream)
+  assert "different model" in message
+
+
+def test_model_id_ignores_the_synthesis(tiny_model):
+  before = codec_lib.encoder_fingerprint(tiny_model)
+  kernel = tiny_model.synthesis_transform.trainable_variables[0]
+  kernel.assign_add(tf.ones_like(kernel))
+  try:
+    assert codec_lib.encoder_fingerprint(tiny_model) == before
+  finally:
+    kernel.assign_sub(tf.ones_like(kernel))
