@@ -17,14 +17,17 @@ from absl import logging
 
 from tfc_lic import classic
 from tfc_lic import evaluation
+from tfc_lic import learned_codec
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("images", None, "Folder of PNG/JPEG test images.")
 flags.DEFINE_list("codecs", list(classic.CODECS),
-                  "Codecs to evaluate, by name.")
+                  "Codecs to evaluate, by name; learned ones as "
+                  "'<model>:<quantizer>' (e.g. mbt2018-mean-vr:tcq8).")
 flags.DEFINE_multi_string("settings", [],
-                          "Replaces a codec's default sweep: 'codec:q1,q2,...' "
-                          "with integer settings; repeat for more codecs.")
+                          "Replaces a codec's default sweep: 'codec=q1,q2,...' "
+                          "(integer qualities; 'rate' or 'rate@j' for learned "
+                          "codecs); repeat for more codecs.")
 flags.DEFINE_string("reference", None,
                     "JSON file of published RD curves to plot and compare "
                     "(e.g. results/reference/kodak.json).")
@@ -42,11 +45,8 @@ flags.mark_flags_as_required(["images", "output_dir"])
 def build_codecs(names):
   """Maps codec names to codec objects, skipping unavailable ones.
 
-  Learned codecs are to be added here by name, as adapters with the
-  interface of evaluation.evaluate_codec.
-
   Args:
-    names: Codec names, e.g. ["jpeg", "webp"].
+    names: Codec names, e.g. ["jpeg", "webp", "mbt2018-mean-vr:usq"].
 
   Returns:
     A dict from name to codec, for the codecs that can run on this machine
@@ -58,7 +58,9 @@ def build_codecs(names):
   available, unavailable = classic.available_codecs()
   codecs = {}
   for name in names:
-    if name in available:
+    if learned_codec.is_learned(name):
+      codecs[name] = learned_codec.LearnedCodec(name)
+    elif name in available:
       codecs[name] = available[name]
     elif name in unavailable:
       logging.warning("skipping %s: %s", name, unavailable[name])
@@ -71,18 +73,19 @@ def build_codecs(names):
 
 
 def parse_settings(specs, codecs):
-  """Parses --settings values 'codec:q1,q2,...' into {codec: [q1, q2, ...]}."""
+  """Parses --settings values 'codec=q1,q2,...' into {codec: [q1, q2, ...]}."""
   overrides = {}
   for spec in specs:
-    name, _, values = spec.partition(":")
+    name, _, values = spec.partition("=")
     if name not in codecs:
-      raise ValueError(f"--settings={spec}: expected 'codec:q1,q2,...' with a "
+      raise ValueError(f"--settings={spec}: expected 'codec=q1,q2,...' with a "
                        f"codec from --codecs ({', '.join(codecs)})")
+    parse = learned_codec.parse_setting if learned_codec.is_learned(
+        name) else int
     try:
-      overrides[name] = [int(v) for v in values.split(",")]
+      overrides[name] = [parse(v) for v in values.split(",")]
     except ValueError:
-      raise ValueError(
-          f"--settings={spec}: settings must be integers") from None
+      raise ValueError(f"--settings={spec}: bad setting") from None
   return overrides
 
 

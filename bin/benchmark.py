@@ -1,0 +1,139 @@
+"""Benchmarks: training throughput of the shipped configs vs a reference loop.
+
+  python bin/benchmark.py --dataset=../shared/data/train/bsds500 \
+      --output_dir=results/benchmarks
+
+Each variant runs in its own process, one after the other, in one invocation
+(ratios measured side by side). The reference is the same architecture
+written as in tfc's models/bmshj2018.py: float32, tfc.SignalConv2D for every
+layer (EXPLICIT padding), images decoded from file for every crop.
+Writes training_throughput.json and .png under --output_dir.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("dataset", None, "Training images (folder or glob).")
+flags.DEFINE_string("output_dir", "results/benchmarks", "Where to write.")
+flags.DEFINE_integer("warmup_steps", 3, "Steps before timing starts.")
+flags.DEFINE_integer("steps", 8, "Timed steps per variant.")
+flags.DEFINE_string("worker", None, "Internal: run one variant (JSON).")
+
+VARIANTS = [
+    dict(name="reference (tfc-style, fp32, uncached)", reference=True,
+         precision="float32", patch=256, batch=8),
+    dict(name="ours fp32", precision="float32", patch=256, batch=8),
+    dict(name="ours bf16 (shipped)", precision="bfloat16", patch=256, batch=8),
+    dict(name="ours bf16 128px x 16", precision="bfloat16", patch=128,
+         batch=16),
+]
+
+
+def _reference_conv(filters, kernel, name, down=1, up=1, activation=None,
+                    dtype=None, use_bias=True):
+  """Every layer a tfc.SignalConv2D, as in tfc's models/bmshj2018.py."""
+  import tensorflow_compression as tfc  # pylint: disable=g-import-not-at-top
+  return tfc.SignalConv2D(
+      filters, (kernel, kernel), name=name, corr=up == 1, strides_down=down,
+      strides_up=up, padding="same_zeros", use_bias=use_bias,
+      activation=activation, dtype=dtype)
+
+
+def run_worker(variant):
+  """Times training steps of one variant; returns its measurements."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfc_lic import data  # pylint: disable=g-import-not-at-top
+  from tfc_lic import models  # pylint: disable=g-import-not-at-top
+  from tfc_lic import transforms  # pylint: disable=g-import-not-at-top
+  if variant.get("reference"):
+    transforms._conv = _reference_conv  # pylint: disable=protected-access
+  model = models.create_model(
+      "mbt2018-mean", lmbdas=[0.0018, 0.0067, 0.025],
+      precision=variant["precision"])
+  model.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
+  # Built eagerly: Keras 2.14's Adam fails to build its slots inside the
+  # traced step for some tfc.SignalConv2D variables.
+  model.optimizer.build(model.trainable_variables)
+  if variant.get("reference"):
+    files = data.list_images(FLAGS.dataset)
+    dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(
+        len(files)).repeat().map(
+            lambda f: tf.cast(tf.image.random_crop(
+                data._fit_to_patch(data._decode(f), variant["patch"]),  # pylint: disable=protected-access
+                (variant["patch"], variant["patch"], 3)), tf.float32)
+        ).batch(variant["batch"])
+  else:
+    dataset = data.crops(FLAGS.dataset, variant["patch"], variant["batch"])
+  step = tf.function(model.train_step)
+  iterator = iter(dataset)
+  for _ in range(FLAGS.warmup_steps):
+    step(next(iterator))
+  times = []
+  for _ in range(FLAGS.steps):
+    start = time.perf_counter()
+    step(next(iterator))["loss"].numpy()
+    times.append(time.perf_counter() - start)
+  seconds = float(np.median(times))
+  pixels = variant["patch"] ** 2 * variant["batch"]
+  return dict(variant, seconds_per_step=seconds,
+              ms_per_step=1000 * seconds, steps_per_second=1 / seconds,
+              megapixels_per_second=pixels / seconds / 1e6)
+
+
+def plot(rows, path):
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+  fig = figure.Figure(figsize=(7, 3))
+  backend_agg.FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  ax.barh([r["name"] for r in rows], [r["megapixels_per_second"] for r in rows])
+  ax.set_xlabel("training throughput (Mpx/s, 2 CPU cores)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def main(argv):
+  del argv
+  if FLAGS.worker:
+    print("RESULT " + json.dumps(run_worker(json.loads(FLAGS.worker))))
+    return
+  if not FLAGS.dataset:
+    sys.exit("error: --dataset is required")
+  rows = []
+  for variant in VARIANTS:
+    output = subprocess.run(
+        [sys.executable, __file__, f"--dataset={FLAGS.dataset}",
+         f"--warmup_steps={FLAGS.warmup_steps}", f"--steps={FLAGS.steps}",
+         "--worker=" + json.dumps(variant)],
+        capture_output=True, text=True, check=False)
+    line = [l for l in output.stdout.splitlines() if l.startswith("RESULT ")]
+    if not line:
+      sys.exit(f"error: variant {variant['name']} failed:\n"
+               f"{output.stderr[-2000:]}")
+    rows.append(json.loads(line[0][len("RESULT "):]))
+    print(f"{rows[-1]['name']:40s} {rows[-1]['ms_per_step']:8.0f} ms/step "
+          f"{rows[-1]['megapixels_per_second']:6.3f} Mpx/s", flush=True)
+  base = rows[0]["megapixels_per_second"]
+  print("\nvariant                                  ms/step   Mpx/s  vs ref")
+  for r in rows:
+    r["speedup_vs_reference"] = r["megapixels_per_second"] / base
+    print(f"{r['name']:40s} {r['ms_per_step']:7.0f} "
+          f"{r['megapixels_per_second']:7.3f} {r['speedup_vs_reference']:6.2f}x")
+  os.makedirs(FLAGS.output_dir, exist_ok=True)
+  with open(os.path.join(FLAGS.output_dir, "training_throughput.json"),
+            "w") as f:
+    json.dump(dict(rows=rows, cpu_count=os.cpu_count(),
+                   date=time.strftime("%Y-%m-%d")), f, indent=1)
+  plot(rows, os.path.join(FLAGS.output_dir, "training_throughput.png"))
+
+
+if __name__ == "__main__":
+  app.run(main)
