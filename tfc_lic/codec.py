@@ -33,7 +33,7 @@ def encoder_fingerprint(model):
   parts = [model.analysis_transform, model.hyper_analysis_transform,
            model.hyper_synthesis_transform, model.hyperprior]
   variables = [v for p in parts for v in p.trainable_variables] + [model.gain]
-  for v in sorted(variables, key=lambda v: v.name):
+  for v in variables:
     digest.update(v.name.encode())
     digest.update(np.ascontiguousarray(v.numpy()).tobytes())
   return int.from_bytes(digest.digest()[:4], "big")
@@ -114,10 +114,17 @@ class ImageCodec(tf.Module):
         ["unknown quantizer id in stream"])
     k, y_hat = tf.switch_case(
         fields["quantizer"], [branch(c) for c in self.latent_codecs])
-    x_hat = self.model.synthesize(
-        y_hat, fields["rate"], tf.stack([height, width]))
+    x_hat = self.synthesize(
+        y_hat, fields["quantizer"], fields["rate"], tf.stack([height, width]))
     image = tf.saturate_cast(tf.round(x_hat[0]), tf.uint8)
     return dict(image=image, y_hat=y_hat, k=k, **fields)
+
+  def synthesize(self, y_hat, quantizer, rate, x_shape):
+    """Decodes y_hat with the synthesis finetuned for its quantizer, if any."""
+    return tf.switch_case(quantizer, [
+        lambda q=q: self.model.synthesize(
+            y_hat, rate, x_shape, self.model.synthesis_for(q))
+        for q in QUANTIZERS])
 
   @tf.function(input_signature=[
       tf.TensorSpec([None, None, 3], tf.uint8, name="image"),

@@ -42,7 +42,8 @@ class HyperpriorModel(tf.keras.Model):
   """
 
   def __init__(self, lmbdas=(0.0067,), num_filters=128, latent_channels=192,
-               num_scales=96, scale_min=0.11, precision="float32", **kwargs):
+               num_scales=96, scale_min=0.11, precision="float32",
+               finetuned_quantizers=(), **kwargs):
     super().__init__(**kwargs)
     self.lmbdas = tuple(float(l) for l in lmbdas)
     self.num_filters = int(num_filters)
@@ -58,6 +59,12 @@ class HyperpriorModel(tf.keras.Model):
         num_filters, latent_channels, dtype=self.transform_dtype)
     self.synthesis_transform = transforms.SynthesisTransform(
         num_filters, dtype=self.transform_dtype)
+    # Stage 2: one synthesis per quantizer it was finetuned for.
+    self.finetuned_quantizers = tuple(finetuned_quantizers)
+    self.quantizer_syntheses = {
+        q: transforms.SynthesisTransform(
+            num_filters, dtype=self.transform_dtype, name=f"synthesis_{q}")
+        for q in self.finetuned_quantizers}
     self.hyper_analysis_transform = transforms.HyperAnalysisTransform(
         num_filters, activation=self.hyper_activation,
         dtype=self.transform_dtype)
@@ -77,6 +84,8 @@ class HyperpriorModel(tf.keras.Model):
     # One forward pass builds the layers and gives Keras the input spec it
     # needs to save the model inside a SavedModel.
     self(tf.zeros([1, 64, 64, 3]))
+    for synthesis in self.quantizer_syntheses.values():
+      synthesis(tf.zeros([1, 4, 4, latent_channels]))
 
   hyper_activation = staticmethod(tf.nn.relu)
 
@@ -99,7 +108,8 @@ class HyperpriorModel(tf.keras.Model):
     return dict(
         lmbdas=list(self.lmbdas), num_filters=self.num_filters,
         latent_channels=self.latent_channels, num_scales=self.num_scales,
-        scale_min=self.scale_min, precision=self.precision)
+        scale_min=self.scale_min, precision=self.precision,
+        finetuned_quantizers=list(self.finetuned_quantizers))
 
   def entropy_model(self, compression=False):
     """Gaussian conditional on y (noise proxy when training)."""
@@ -145,6 +155,10 @@ class HyperpriorModel(tf.keras.Model):
     loc, scale_index = self.entropy_parameters(z_hat)
     crop = lambda t: t[:, :y_shape[0], :y_shape[1], :]
     return crop(loc), crop(scale_index)
+
+  def synthesis_for(self, quantizer):
+    """The synthesis finetuned for `quantizer` (stage 2), else stage 1's."""
+    return self.quantizer_syntheses.get(quantizer, self.synthesis_transform)
 
   def synthesize(self, y_hat, rate, x_shape, synthesis=None):
     """Gained, quantized latents -> image, cropped to `x_shape` (float)."""

@@ -93,8 +93,9 @@ def save_weights(model, directory):
   return prefix
 
 
-def psnr(mse):
-  return 10 * math.log10(255 ** 2 / max(float(mse), 1e-10))
+def _format(values):
+  """'loss 1.2345 bpp 0.4567 psnr 30.12' from a metrics dict."""
+  return " ".join(f"{k} {float(v):.4f}" for k, v in values.items())
 
 
 class Trainer:
@@ -102,8 +103,10 @@ class Trainer:
 
   def __init__(self, model, train_dir, steps, learning_rate=1e-4,
                decay_start=0.8, checkpoint_every=500, log_every=50,
-               validate_every=1000, max_checkpoints=3):
+               validate_every=1000, max_checkpoints=3, weights_of=None):
     self.model = model
+    # What the compact final weights hold (default: the trained model).
+    self.weights_of = weights_of or model
     self.train_dir = train_dir
     self.steps = int(steps)
     self.checkpoint_every = checkpoint_every
@@ -159,8 +162,7 @@ class Trainer:
       test_step(batch)
     values = {m.name: m.result().numpy() for m in self.model.metrics}
     self._record("validation", values)
-    print(f"validation step {self.step}: loss {values['loss']:.4f} "
-          f"bpp {values['bpp']:.4f} PSNR {values['psnr']:.2f} dB", flush=True)
+    print(f"validation step {self.step}: {_format(values)}", flush=True)
     return values
 
   def _handle_signal(self, signum, frame):
@@ -175,6 +177,9 @@ class Trainer:
       return {}
     previous = [signal.signal(s, self._handle_signal)
                 for s in (signal.SIGTERM, signal.SIGINT)]
+    # Built eagerly: Keras 2.14's Adam can fail to build its slots inside a
+    # traced step for some tfc.SignalConv2D variables.
+    self.optimizer.build(self.model.trainable_variables)
     train_step = tf.function(self.model.train_step)
     iterator = iter(train_dataset)
     values = {}
@@ -196,8 +201,7 @@ class Trainer:
             metric.reset_state()
           rate = (step - tick_step) / max(time.time() - tick, 1e-9)
           eta = (self.steps - step) / max(rate, 1e-9)
-          print(f"step {step}/{self.steps} loss {values['loss']:.4f} "
-                f"bpp {values['bpp']:.4f} PSNR {values['psnr']:.2f} dB "
+          print(f"step {step}/{self.steps} {_format(values)} "
                 f"{rate:.3f} steps/s ETA {eta / 60:.1f} min", flush=True)
           values["learning_rate"] = self.schedule(step)
           self._record("train", values)
@@ -215,5 +219,5 @@ class Trainer:
     if self._stop_signal is not None:
       raise TrainingError(f"stopped by signal {self._stop_signal} at step "
                           f"{self.step}; run again to resume")
-    save_weights(self.model, os.path.join(self.train_dir, "weights"))
+    save_weights(self.weights_of, os.path.join(self.train_dir, "weights"))
     return values

@@ -1,0 +1,96 @@
+"""Stage 2: finetunes per-quantizer syntheses of a trained stage-1 model.
+
+  python bin/finetune.py --flagfile=configs/mbt2018-mean-vr-stage2.cfg
+
+Freezes everything that makes the bitstream, quantizes latents with the real
+USQ/TCQ, and trains one synthesis per --quantizers (see tfc_lic/finetuning.py).
+The result is a run directory like stage 1's; bin/export.py exports it, and
+its codec decodes streams of the stage-1 model (same model id).
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from tfc_lic import codec as codec_lib
+from tfc_lic import data
+from tfc_lic import finetuning
+from tfc_lic import training
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run", None, "Stage-1 run directory (config + weights).")
+flags.DEFINE_string("train_dir", None, "Stage-2 run directory.")
+flags.DEFINE_list("quantizers", ["usq", "tcq8"],
+                  "Quantizers to finetune a synthesis for.")
+flags.DEFINE_list("delta_indexes", [],
+                  "Step index per quantizer, 'name=j' (default 0).")
+flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
+flags.DEFINE_enum("precision", "bfloat16", ["float32", "bfloat16"],
+                  "Compute precision of the synthesis while training.")
+flags.DEFINE_string("dataset", None, "Training images (tfds name or local).")
+flags.DEFINE_string("validation", None, "Validation images.")
+flags.DEFINE_integer("patch_size", 256, "Training crop size.")
+flags.DEFINE_integer("batch_size", 8, "Crops per step.")
+flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.")
+flags.DEFINE_integer("steps", 2000, "Total finetuning steps.")
+flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
+flags.DEFINE_float("decay_start", 0.5,
+                   "Fraction of --steps after which the rate decays 10x.")
+flags.DEFINE_integer("checkpoint_every", 250, "Steps between checkpoints.")
+flags.DEFINE_integer("log_every", 25, "Steps between progress lines.")
+flags.DEFINE_integer("validate_every", 500, "Steps between validations.")
+flags.DEFINE_integer("seed", None, "Random seed.")
+flags.mark_flags_as_required(["run", "train_dir", "dataset"])
+
+
+def main(argv):
+  del argv
+  if FLAGS.seed is not None:
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+  try:
+    run = os.path.expanduser(FLAGS.run)
+    train_dir = os.path.expanduser(FLAGS.train_dir)
+    for q in FLAGS.quantizers:
+      codec_lib.quantizer_id(q)
+    delta_indexes = {k: int(v) for k, v in (
+        d.split("=") for d in FLAGS.delta_indexes)}
+    stage1 = training.load_config(os.path.join(run, "config.json"))
+    config = dict(stage1, precision=FLAGS.precision,
+                  finetuned_quantizers=list(FLAGS.quantizers))
+    os.makedirs(train_dir, exist_ok=True)
+    config_path = os.path.join(train_dir, "config.json")
+    if os.path.exists(config_path):
+      if training.load_config(config_path) != config:
+        raise ValueError(f"{train_dir} holds a run with a different config")
+    else:
+      with open(config_path, "w") as f:
+        json.dump(config, f, indent=1)
+    model = training.model_from_config(config)
+    training.load_weights(model, run)
+    for q in FLAGS.quantizers:
+      finetuning.copy_synthesis(model, q)
+    finetuner = finetuning.SynthesisFinetuner(
+        model, tcq_lambda=FLAGS.tcq_lambda, delta_indexes=delta_indexes)
+    trainer = training.Trainer(
+        finetuner, train_dir, FLAGS.steps, learning_rate=FLAGS.learning_rate,
+        decay_start=FLAGS.decay_start,
+        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
+        validate_every=FLAGS.validate_every, weights_of=model)
+    train_data = data.crops(FLAGS.dataset, FLAGS.patch_size, FLAGS.batch_size,
+                            training=True, seed=FLAGS.seed)
+    validation_data = None
+    if FLAGS.validation:
+      validation_data = data.crops(
+          FLAGS.validation, FLAGS.validation_patch_size, FLAGS.batch_size,
+          training=False, split="validation")
+    trainer.fit(train_data, validation_data)
+  except (training.TrainingError, ValueError, FileNotFoundError) as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,82 @@
+"""Stage 2 changes only the per-quantizer syntheses; old streams still decode."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO, smooth_image
+from tfc_lic import codec as codec_lib
+from tfc_lic import training
+
+TINY = ["--flagfile=configs/tiny-test.cfg", "--validate_every=0"]
+
+
+def _run(*args):
+  result = subprocess.run([sys.executable, *args], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  base = tmp_path_factory.mktemp("stage2")
+  stage1, stage2 = str(base / "stage1"), str(base / "stage2")
+  _run("bin/train.py", *TINY, f"--train_dir={stage1}", "--steps=10")
+  _run("bin/finetune.py", f"--run={stage1}", f"--train_dir={stage2}",
+       "--dataset=../shared/data/train/bsds500/train_10*", "--patch_size=64",
+       "--batch_size=4", "--steps=6", "--learning_rate=1e-3",
+       "--precision=float32", "--quantizers=usq,tcq8",
+       "--delta_indexes=tcq8=-4")
+  return [_load(stage1), _load(stage2)]
+
+
+def _load(run):
+  config = training.load_config(os.path.join(run, "config.json"))
+  model = training.model_from_config(dict(config, precision="float32"))
+  training.load_weights(model, run)
+  return model
+
+
+FROZEN = ("analysis_transform", "hyper_analysis_transform",
+          "hyper_synthesis_transform", "hyperprior", "synthesis_transform")
+
+
+def test_only_the_quantizer_syntheses_changed(runs):
+  stage1, stage2 = runs
+  assert stage2.finetuned_quantizers == ("usq", "tcq8")
+  for part in FROZEN:
+    before = getattr(stage1, part).variables
+    after = getattr(stage2, part).variables
+    assert len(before) == len(after) > 0
+    for a, b in zip(before, after):
+      np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=part)
+  for name in ("gain", "inverse_gain"):
+    np.testing.assert_array_equal(getattr(stage1, name).numpy(),
+                                  getattr(stage2, name).numpy())
+  for q, synthesis in stage2.quantizer_syntheses.items():
+    changed = [not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(
+        synthesis.trainable_variables,
+        stage2.synthesis_transform.trainable_variables)]
+    assert any(changed), q
+
+
+def test_stage2_decodes_stage1_streams(runs):
+  stage1, stage2 = [codec_lib.ImageCodec(m) for m in runs]
+  assert int(stage1.model_id) == int(stage2.model_id)
+  image = smooth_image(48, 80)
+  for quantizer in ("usq", "tcq8"):
+    before = stage1.encode(image, codec_lib.quantizer_id(quantizer), 1., -4)
+    after = stage2.decode(before["container"])
+    np.testing.assert_array_equal(before["y_hat"].numpy(),
+                                  after["y_hat"].numpy())
+    # The stream is the same bytes whichever model encodes it.
+    again = stage2.encode(image, codec_lib.quantizer_id(quantizer), 1., -4)
+    assert again["container"].numpy() == before["container"].numpy()
+    # ...but the finetuned synthesis reconstructs it differently.
+    old = stage1.decode(before["container"])["image"].numpy()
+    assert not np.array_equal(old, after["image"].numpy())
