@@ -5,6 +5,7 @@
 """
 
 import os
+import shutil
 
 from absl import app
 from absl import flags
@@ -24,6 +25,11 @@ flags.DEFINE_enum("default_quantizer", "usq", list(codec_lib.QUANTIZERS),
 flags.DEFINE_integer("default_delta_index", 0,
                      "Step index j of `compress` (Δ = 2**(j/8)).")
 flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
+flags.DEFINE_string("compact_dir", None,
+                    "Also write the float16 weights, config and training "
+                    "history here (what the repo keeps so that training can "
+                    "continue on a fresh machine); the SavedModel is then "
+                    "exported from exactly those weights.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
 flags.mark_flags_as_required(["run", "name"])
 
@@ -37,6 +43,14 @@ def main(argv):
     # training speed-up, and weights are stored in float32 either way.
     model = training.model_from_config(dict(config, precision="float32"))
     weights = training.load_weights(model, run)
+    if FLAGS.compact_dir:
+      os.makedirs(FLAGS.compact_dir, exist_ok=True)
+      compact = os.path.join(FLAGS.compact_dir, training.COMPACT_WEIGHTS)
+      training.save_compact_weights(model, compact)
+      training.load_weights(model, compact)
+      for name in ("config.json", "history.jsonl"):
+        if os.path.exists(os.path.join(run, name)):
+          shutil.copy(os.path.join(run, name), FLAGS.compact_dir)
     codec = codec_lib.ImageCodec(model, tcq_lambda=FLAGS.tcq_lambda)
     path = export.export_codec(
         codec, FLAGS.output_dir, FLAGS.name, FLAGS.version,

@@ -24,7 +24,7 @@ def decode(tiny_codec):
 
 
 @pytest.mark.parametrize("quantizer", QUANTIZERS)
-@pytest.mark.parametrize("shape", [(17, 33), (96, 64), (80, 130)])
+@pytest.mark.parametrize("shape", [(17, 33), (96, 64), (80, 130), (768, 512)])
 def test_round_trip_is_bit_exact(encode, decode, quantizer, shape):
   image = smooth_image(*shape)
   enc = encode(image, codec_lib.quantizer_id(quantizer), 1., 0)

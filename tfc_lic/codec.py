@@ -121,7 +121,7 @@ class ImageCodec(tf.Module):
 
   def synthesize(self, y_hat, quantizer, rate, x_shape):
     """Decodes y_hat with the synthesis finetuned for its quantizer, if any."""
-    return tf.switch_case(quantizer, [
+    return tf.switch_case(tf.convert_to_tensor(quantizer, tf.int32), [
         lambda q=q: self.model.synthesize(
             y_hat, rate, x_shape, self.model.synthesis_for(q))
         for q in QUANTIZERS])

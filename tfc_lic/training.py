@@ -12,6 +12,7 @@ same step counter and optimizer state. SIGTERM/SIGINT write a checkpoint
 before exiting; after SIGKILL at most the steps since the last one are lost.
 """
 
+import io
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import signal
 import time
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from tfc_lic import models
@@ -69,8 +71,42 @@ def model_from_config(config):
   return models.create_model(config.pop("architecture"), **config)
 
 
+COMPACT_WEIGHTS = "weights.npz"
+
+
+def save_compact_weights(model, path):
+  """Writes the model's variables as float16 in a .npz (shipped milestones).
+
+  Half the size of float32 at no measurable RD cost; variables are stored in
+  `model.variables` order, which the config fixes.
+  """
+  arrays = {f"{i:04d}": v.numpy().astype(np.float16)
+            if v.dtype.is_floating else v.numpy()
+            for i, v in enumerate(model.variables)}
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, **arrays)
+  with open(path, "wb") as f:
+    f.write(buffer.getvalue())
+
+
+def _load_compact_weights(model, path):
+  with np.load(path) as arrays:
+    values = [arrays[k] for k in sorted(arrays.files)]
+  variables = model.variables
+  if len(values) != len(variables) or any(
+      tuple(v.shape) != a.shape for v, a in zip(variables, values)):
+    raise ValueError(f"{path} does not fit this model's config")
+  for variable, value in zip(variables, values):
+    variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+
+
 def load_weights(model, path):
-  """Restores model weights from a run dir, weights dir or checkpoint prefix."""
+  """Restores model weights from a run dir, weights dir, checkpoint prefix or
+  compact .npz (see save_compact_weights)."""
+  for candidate in (path, os.path.join(path, COMPACT_WEIGHTS)):
+    if candidate.endswith(".npz") and os.path.isfile(candidate):
+      _load_compact_weights(model, candidate)
+      return candidate
   checkpoint = tf.train.Checkpoint(model=model)
   candidates = [path, os.path.join(path, "weights"),
                 os.path.join(path, "checkpoints")]

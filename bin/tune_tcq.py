@@ -1,0 +1,97 @@
+"""Tunes TCQ's rate weight λ and step Δ = 2**(j/8) against USQ on a model.
+
+  python bin/tune_tcq.py --run=~/runs/mbt2018-mean-vr --images=<folder> \
+      --max_images=4 --output=results/tcq_tuning.json
+
+For every (λ, j) it measures the RD curve over the model's rates (bpp from
+real streams, PSNR of the decoded image) and its BD-rate against USQ (Δ = 1),
+then prints the table and the best setting.
+"""
+
+import itertools
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from tfc_lic import bd_rate
+from tfc_lic import codec as codec_lib
+from tfc_lic import evaluation
+from tfc_lic import image_io
+from tfc_lic import metrics
+from tfc_lic import training
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run", None, "Run directory (config.json + weights).")
+flags.DEFINE_string("images", None, "Folder of test images.")
+flags.DEFINE_integer("max_images", 4, "Use the first N images.")
+flags.DEFINE_string("quantizer", "tcq8", "tcq4 or tcq8.")
+flags.DEFINE_list("lambdas", ["0.06", "0.12", "0.2"], "λ values to try.")
+flags.DEFINE_list("delta_indexes", ["-6", "-4", "-2", "0"], "Step indexes j.")
+flags.DEFINE_string("output", None, "JSON file to write.")
+flags.mark_flags_as_required(["run", "images", "output"])
+
+
+def curve(codec, images, quantizer, delta_index):
+  """[(bpp, psnr)] over the model's rates, averaged over images."""
+  encode = tf.function(codec.encode, input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
+      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
+  synthesize = tf.function(codec.synthesize)
+  points = []
+  for rate in range(codec.model.num_rates):
+    bpps, psnrs = [], []
+    for image in images:
+      out = encode(image, codec_lib.quantizer_id(quantizer), float(rate),
+                   delta_index)
+      x_hat = synthesize(out["y_hat"], codec_lib.quantizer_id(quantizer),
+                         float(rate), tf.shape(image)[:2])
+      decoded = tf.saturate_cast(tf.round(x_hat[0]), tf.uint8).numpy()
+      bpps.append(metrics.bpp(len(out["container"].numpy()),
+                              *image.shape[:2]))
+      psnrs.append(metrics.psnr(image, decoded))
+    points.append((float(np.mean(bpps)), float(np.mean(psnrs))))
+  return points
+
+
+def main(argv):
+  del argv
+  try:
+    run = os.path.expanduser(FLAGS.run)
+    config = training.load_config(os.path.join(run, "config.json"))
+    model = training.model_from_config(dict(config, precision="float32"))
+    training.load_weights(model, run)
+    images = list(evaluation.load_images(FLAGS.images).values())
+    images = images[:FLAGS.max_images]
+    anchor = curve(codec_lib.ImageCodec(model), images, "usq", 0)
+    print("usq:", " ".join(f"{b:.3f}/{p:.2f}" for b, p in anchor), flush=True)
+    rows = []
+    for lmbda, j in itertools.product(FLAGS.lambdas, FLAGS.delta_indexes):
+      codec = codec_lib.ImageCodec(model, tcq_lambda=float(lmbda))
+      points = curve(codec, images, FLAGS.quantizer, int(j))
+      try:
+        saving = bd_rate.bd_rate(anchor, points)
+      except ValueError:
+        saving = None
+      rows.append(dict(lmbda=float(lmbda), delta_index=int(j), points=points,
+                       bd_rate_vs_usq=saving))
+      print(f"{FLAGS.quantizer} λ={lmbda} j={j}: BD-rate vs USQ "
+            f"{'n/a' if saving is None else f'{saving:+.2f} %'}", flush=True)
+    best = min((r for r in rows if r["bd_rate_vs_usq"] is not None),
+               key=lambda r: r["bd_rate_vs_usq"])
+    print(f"best: λ={best['lmbda']} j={best['delta_index']} "
+          f"({best['bd_rate_vs_usq']:+.2f} %)")
+    image_io.write_atomic(FLAGS.output, json.dumps(dict(
+        run=FLAGS.run, images=FLAGS.images, max_images=FLAGS.max_images,
+        quantizer=FLAGS.quantizer, usq=anchor, rows=rows, best=best),
+        indent=1).encode(), overwrite=True)
+  except (ValueError, FileNotFoundError) as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

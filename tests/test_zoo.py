@@ -1,0 +1,110 @@
+"""The shipped model zoo: SavedModels load in plain TF processes and round-trip
+images bit-exactly; coded sizes match the entropy model; PSNR as measured."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO, TESTDATA
+from tfc_lic import codec as codec_lib
+from tfc_lic import export
+from tfc_lic import image_io
+from tfc_lic import training
+
+ZOO = os.path.join(REPO, "saved_models")
+CHECKPOINTS = os.path.join(REPO, "checkpoints")
+MODELS = sorted(d for d in os.listdir(ZOO)
+                if os.path.isdir(os.path.join(ZOO, d))) if os.path.isdir(
+                    ZOO) else []
+
+
+def test_zoo_is_not_empty():
+  assert MODELS, f"no models in {ZOO}"
+
+
+ROUND_TRIP = """
+import sys, numpy as np, tensorflow as tf
+import tensorflow_compression  # registers the range-coding ops
+from PIL import Image
+model = tf.saved_model.load(sys.argv[1])
+image = np.asarray(Image.open(sys.argv[2]).convert("RGB"))
+for quantizer in (0, 1, 2):
+  stream = model.signatures["compress_with_options"](
+      image=tf.constant(image), quantizer=tf.constant(quantizer),
+      rate=tf.constant(2.), delta_index=tf.constant(0))["stream"].numpy()
+  first = model.signatures["decompress"](stream=tf.constant(stream))["image"]
+  second = model.signatures["decompress"](stream=tf.constant(stream))["image"]
+  assert np.array_equal(first.numpy(), second.numpy())
+  assert first.shape == image.shape, first.shape
+  print(quantizer, len(stream), float(np.mean(
+      (first.numpy().astype(float) - image) ** 2)))
+assert "tfc_lic" not in sys.modules
+"""
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_saved_model_round_trip_without_tfc_lic(name):
+  """Loads with only tensorflow + tensorflow_compression, in a subprocess."""
+  path = export.resolve(os.path.join(ZOO, name))
+  result = subprocess.run(
+      [sys.executable, "-c", ROUND_TRIP, path,
+       os.path.join(TESTDATA, "kodim23.png")],
+      capture_output=True, text=True, timeout=600,
+      env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert len(result.stdout.splitlines()) == 3
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def shipped(request):
+  """(Keras model from the committed compact weights, its codec)."""
+  directory = os.path.join(CHECKPOINTS, request.param)
+  config = training.load_config(os.path.join(directory, "config.json"))
+  model = training.model_from_config(dict(config, precision="float32"))
+  training.load_weights(model, os.path.join(directory,
+                                            training.COMPACT_WEIGHTS))
+  codec = codec_lib.ImageCodec(model)
+  path = export.resolve(os.path.join(ZOO, request.param))
+  with open(os.path.join(path, "assets", export.METADATA_FILE)) as f:
+    assert json.load(f)["model_id"] == int(codec.model_id), (
+        "the SavedModel was not exported from the committed weights")
+  return model, codec
+
+
+@pytest.mark.parametrize("quantizer", list(codec_lib.QUANTIZERS))
+def test_coded_size_matches_entropy_model(shipped, kodim23, quantizer):
+  model, codec = shipped
+  for rate in (0, model.num_rates - 1):
+    out = codec.encode(kodim23, codec_lib.quantizer_id(quantizer), rate, 0)
+    size = len(out["container"].numpy())
+    estimate = float(out["y_bits"] + out["z_bits"]) / 8
+    assert abs(size - estimate) <= 0.01 * estimate + 30, (size, estimate)
+    if quantizer == "usq":
+      # The entropy models' own (noise-free) rate estimate, as in training.
+      _, bpp, _ = model(tf.cast(kodim23[None], tf.float32),
+                        tf.constant([rate]), training=False)
+      bits = float(bpp[0]) * kodim23.shape[0] * kodim23.shape[1] / 8
+      assert abs(size - bits) <= 0.01 * bits + 30, (size, bits)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantizer", list(codec_lib.QUANTIZERS))
+def test_all_kodak_round_trips_bit_exact(shipped, kodak_dir, quantizer):
+  """Benchmark-size: every Kodak image, decode gives the encoder's y_hat."""
+  _, codec = shipped
+  encode = tf.function(codec.encode, input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
+      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
+  decode = tf.function(codec.decode,
+                       input_signature=[tf.TensorSpec([], tf.string)])
+  for name in sorted(os.listdir(kodak_dir)):
+    image = image_io.read_image(os.path.join(kodak_dir, name))
+    out = encode(image, codec_lib.quantizer_id(quantizer), 3., 0)
+    back = decode(out["container"])
+    np.testing.assert_array_equal(out["y_hat"].numpy(), back["y_hat"].numpy(),
+                                  err_msg=name)
