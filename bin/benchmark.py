@@ -1,13 +1,15 @@
-"""Benchmarks: training throughput of the shipped configs vs a reference loop.
+"""Benchmarks: training throughput, and codec encode/decode speed.
 
-  python bin/benchmark.py --dataset=../shared/data/train/bsds500 \
-      --output_dir=results/benchmarks
+  python bin/benchmark.py --what=training --dataset=../shared/data/train/bsds500
+  python bin/benchmark.py --what=codec --images=../shared/data/kodak
 
-Each variant runs in its own process, one after the other, in one invocation
-(ratios measured side by side). The reference is the same architecture
-written as in tfc's models/bmshj2018.py: float32, tfc.SignalConv2D for every
-layer (EXPLICIT padding), images decoded from file for every crop.
-Writes training_throughput.json and .png under --output_dir.
+Training: each variant runs in its own process, one after the other, in one
+invocation (ratios measured side by side). The reference is the same
+architecture written as in tfc's models/bmshj2018.py: float32,
+tfc.SignalConv2D for every layer (EXPLICIT padding), images decoded from file
+for every crop. Codec: median wall time of warm encodes/decodes per image for
+each quantizer of a SavedModel and each classic codec at one setting.
+Writes <what>.json and .png under --output_dir.
 """
 
 import json
@@ -21,7 +23,12 @@ from absl import flags
 import numpy as np
 
 FLAGS = flags.FLAGS
+flags.DEFINE_enum("what", "training", ["training", "codec"], "What to measure.")
 flags.DEFINE_string("dataset", None, "Training images (folder or glob).")
+flags.DEFINE_string("images", None, "Test images for --what=codec.")
+flags.DEFINE_integer("max_images", 4, "Images for --what=codec.")
+flags.DEFINE_integer("repeats", 3, "Timed repeats per image (median).")
+flags.DEFINE_string("model", "mbt2018-mean-vr", "Codec SavedModel (zoo name).")
 flags.DEFINE_string("output_dir", "results/benchmarks", "Where to write.")
 flags.DEFINE_integer("warmup_steps", 3, "Steps before timing starts.")
 flags.DEFINE_integer("steps", 8, "Timed steps per variant.")
@@ -88,22 +95,80 @@ def run_worker(variant):
               megapixels_per_second=pixels / seconds / 1e6)
 
 
-def plot(rows, path):
+def plot(rows, path, keys, xlabel):
+  """Horizontal bars of rows[key] for each key, one group per row."""
   from matplotlib import figure  # pylint: disable=g-import-not-at-top
   from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
-  fig = figure.Figure(figsize=(7, 3))
+  fig = figure.Figure(figsize=(7, 1 + 0.4 * len(rows)))
   backend_agg.FigureCanvasAgg(fig)
   ax = fig.add_subplot()
-  ax.barh([r["name"] for r in rows], [r["megapixels_per_second"] for r in rows])
-  ax.set_xlabel("training throughput (Mpx/s, 2 CPU cores)")
+  height = 0.8 / len(keys)
+  for i, key in enumerate(keys):
+    ax.barh(np.arange(len(rows)) + i * height, [r[key] for r in rows],
+            height=height, label=key)
+  ax.set_yticks(np.arange(len(rows)) + 0.4 - height / 2,
+                [r["name"] for r in rows])
+  ax.set_xlabel(xlabel)
+  if len(keys) > 1:
+    ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
+
+
+def _median_seconds(fn, repeats):
+  fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def codec_speed():
+  """Encode/decode ms per image for each quantizer and classic codec."""
+  from tfc_lic import classic  # pylint: disable=g-import-not-at-top
+  from tfc_lic import evaluation  # pylint: disable=g-import-not-at-top
+  from tfc_lic import learned_codec  # pylint: disable=g-import-not-at-top
+  images = list(evaluation.load_images(FLAGS.images).values())
+  images = images[:FLAGS.max_images]
+  codecs = [(learned_codec.LearnedCodec(f"{FLAGS.model}:{q}"), (3., None))
+            for q in ("usq", "tcq4", "tcq8")]
+  available, _ = classic.available_codecs()
+  codecs += [(c, c.settings[len(c.settings) // 2]) for c in available.values()]
+  rows = []
+  for codec, setting in codecs:
+    encode, decode = [], []
+    for image in images:
+      data = codec.encode(image, setting)
+      encode.append(_median_seconds(lambda: codec.encode(image, setting),
+                                    FLAGS.repeats))
+      decode.append(_median_seconds(lambda: codec.decode(data),
+                                    FLAGS.repeats))
+    rows.append(dict(name=codec.name, setting=str(setting),
+                     encode_ms=1000 * float(np.mean(encode)),
+                     decode_ms=1000 * float(np.mean(decode))))
+    print(f"{codec.name:28s} encode {rows[-1]['encode_ms']:8.1f} ms  "
+          f"decode {rows[-1]['decode_ms']:8.1f} ms", flush=True)
+  return rows
 
 
 def main(argv):
   del argv
   if FLAGS.worker:
     print("RESULT " + json.dumps(run_worker(json.loads(FLAGS.worker))))
+    return
+  os.makedirs(FLAGS.output_dir, exist_ok=True)
+  if FLAGS.what == "codec":
+    if not FLAGS.images:
+      sys.exit("error: --images is required")
+    rows = codec_speed()
+    with open(os.path.join(FLAGS.output_dir, "codec_speed.json"), "w") as f:
+      json.dump(dict(rows=rows, images=FLAGS.images,
+                     max_images=FLAGS.max_images, cpu_count=os.cpu_count(),
+                     date=time.strftime("%Y-%m-%d")), f, indent=1)
+    plot(rows, os.path.join(FLAGS.output_dir, "codec_speed.png"),
+         ["encode_ms", "decode_ms"], "ms per image (2 CPU cores)")
     return
   if not FLAGS.dataset:
     sys.exit("error: --dataset is required")
@@ -127,12 +192,12 @@ def main(argv):
     r["speedup_vs_reference"] = r["megapixels_per_second"] / base
     print(f"{r['name']:40s} {r['ms_per_step']:7.0f} "
           f"{r['megapixels_per_second']:7.3f} {r['speedup_vs_reference']:6.2f}x")
-  os.makedirs(FLAGS.output_dir, exist_ok=True)
   with open(os.path.join(FLAGS.output_dir, "training_throughput.json"),
             "w") as f:
     json.dump(dict(rows=rows, cpu_count=os.cpu_count(),
                    date=time.strftime("%Y-%m-%d")), f, indent=1)
-  plot(rows, os.path.join(FLAGS.output_dir, "training_throughput.png"))
+  plot(rows, os.path.join(FLAGS.output_dir, "training_throughput.png"),
+       ["megapixels_per_second"], "training throughput (Mpx/s, 2 CPU cores)")
 
 
 if __name__ == "__main__":
