@@ -7,12 +7,10 @@ Uses a codec SavedModel (a zoo name under saved_models/ or a path). With
 """
 
 import math
-import os
 import time
 
 from absl import app
 from absl import flags
-import numpy as np
 import tensorflow as tf
 
 from tfc_lic import cli
@@ -52,8 +50,7 @@ def main(argv):
   del argv
   with cli.one_line_errors():
     output = FLAGS.output or FLAGS.input + ".tlic"
-    if os.path.exists(output) and not FLAGS.overwrite:
-      raise FileExistsError(f"{output} exists (pass --overwrite to replace it)")
+    cli.check_output(output, FLAGS.overwrite)
     image = image_io.read_image(FLAGS.input)
     codec = export.load(cli.model_path(FLAGS.model))
     info = codec.info

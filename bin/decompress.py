@@ -6,7 +6,6 @@ The stream's header names its quantizer, rate and step; decoding a stream of
 another model, or a corrupt one, fails with a one-line error.
 """
 
-import os
 import time
 
 from absl import app
@@ -33,8 +32,7 @@ def main(argv):
   del argv
   with cli.one_line_errors():
     output = FLAGS.output or FLAGS.input + ".png"
-    if os.path.exists(output) and not FLAGS.overwrite:
-      raise FileExistsError(f"{output} exists (pass --overwrite to replace it)")
+    cli.check_output(output, FLAGS.overwrite)
     with open(FLAGS.input, "rb") as f:
       stream = f.read()
     codec = export.load(cli.model_path(FLAGS.model))

@@ -8,7 +8,6 @@ The result is a run directory like stage 1's; bin/export.py exports it, and
 its codec decodes streams of the stage-1 model (same model id).
 """
 
-import json
 import os
 import sys
 
@@ -61,14 +60,7 @@ def main(argv):
     stage1 = training.load_config(os.path.join(run, "config.json"))
     config = dict(stage1, precision=FLAGS.precision,
                   finetuned_quantizers=list(FLAGS.quantizers))
-    os.makedirs(train_dir, exist_ok=True)
-    config_path = os.path.join(train_dir, "config.json")
-    if os.path.exists(config_path):
-      if training.load_config(config_path) != config:
-        raise ValueError(f"{train_dir} holds a run with a different config")
-    else:
-      with open(config_path, "w") as f:
-        json.dump(config, f, indent=1)
+    training.init_run_dir(train_dir, config)
     model = training.model_from_config(config)
     training.load_weights(model, run)
     for q in FLAGS.quantizers:
@@ -80,13 +72,9 @@ def main(argv):
         decay_start=FLAGS.decay_start,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
         validate_every=FLAGS.validate_every, weights_of=model)
-    train_data = data.crops(FLAGS.dataset, FLAGS.patch_size, FLAGS.batch_size,
-                            training=True, seed=FLAGS.seed)
-    validation_data = None
-    if FLAGS.validation:
-      validation_data = data.crops(
-          FLAGS.validation, FLAGS.validation_patch_size, FLAGS.batch_size,
-          training=False, split="validation")
+    train_data, validation_data = data.train_and_validation(
+        FLAGS.dataset, FLAGS.validation, FLAGS.patch_size, FLAGS.batch_size,
+        FLAGS.validation_patch_size, FLAGS.seed)
     trainer.fit(train_data, validation_data)
   except (training.TrainingError, ValueError, FileNotFoundError) as e:
     sys.exit(f"error: {e}")

@@ -6,8 +6,6 @@ Running the same command again resumes from the newest checkpoint in
 --train_dir. See tfc_lic/training.py for the layout of a run directory.
 """
 
-import json
-import os
 import sys
 
 from absl import app
@@ -68,18 +66,9 @@ def main(argv):
   tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
   if FLAGS.seed is not None:
     tf.keras.utils.set_random_seed(FLAGS.seed)
-  os.makedirs(FLAGS.train_dir, exist_ok=True)
-  config_path = os.path.join(FLAGS.train_dir, "config.json")
   config = model_config()
-  if os.path.exists(config_path):
-    saved = training.load_config(config_path)
-    if saved != config:
-      sys.exit(f"error: {FLAGS.train_dir} holds a run with a different model "
-               f"config ({saved}); use another --train_dir")
-  else:
-    with open(config_path, "w") as f:
-      json.dump(config, f, indent=1)
   try:
+    training.init_run_dir(FLAGS.train_dir, config)
     model = training.model_from_config(config)
     trainer = training.Trainer(
         model, FLAGS.train_dir, FLAGS.steps,
@@ -88,13 +77,9 @@ def main(argv):
         validate_every=FLAGS.validate_every)
     if FLAGS.init_from and not trainer.manager.latest_checkpoint:
       print(f"warm start from {training.load_weights(model, FLAGS.init_from)}")
-    train_data = data.crops(FLAGS.dataset, FLAGS.patch_size, FLAGS.batch_size,
-                            training=True, seed=FLAGS.seed)
-    validation_data = None
-    if FLAGS.validation:
-      validation_data = data.crops(
-          FLAGS.validation, FLAGS.validation_patch_size, FLAGS.batch_size,
-          training=False, split="validation")
+    train_data, validation_data = data.train_and_validation(
+        FLAGS.dataset, FLAGS.validation, FLAGS.patch_size, FLAGS.batch_size,
+        FLAGS.validation_patch_size, FLAGS.seed)
     trainer.fit(train_data, validation_data)
   except (training.TrainingError, ValueError, FileNotFoundError) as e:
     sys.exit(f"error: {e}")

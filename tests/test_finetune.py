@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.conftest import REPO, smooth_image
 from tfc_lic import codec as codec_lib

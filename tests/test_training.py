@@ -8,7 +8,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO, smooth_image

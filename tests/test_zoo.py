@@ -108,3 +108,41 @@ def test_all_kodak_round_trips_bit_exact(shipped, kodak_dir, quantizer):
     back = decode(out["container"])
     np.testing.assert_array_equal(out["y_hat"].numpy(), back["y_hat"].numpy(),
                                   err_msg=name)
+
+
+CROSS_PROCESS = """
+import sys, numpy as np, tensorflow as tf
+threads = int(sys.argv[3])
+tf.config.threading.set_intra_op_parallelism_threads(threads)
+tf.config.threading.set_inter_op_parallelism_threads(threads)
+import tensorflow_compression
+from PIL import Image
+model = tf.saved_model.load(sys.argv[1])
+out = sys.argv[4]
+if sys.argv[5] == "encode":
+  image = np.asarray(Image.open(sys.argv[2]).convert("RGB"))
+  for q in (0, 1, 2):
+    stream = model.signatures["compress_with_options"](
+        image=tf.constant(image), quantizer=tf.constant(q),
+        rate=tf.constant(1.5), delta_index=tf.constant(0))["stream"].numpy()
+    open(f"{out}/{q}.tlic", "wb").write(stream)
+for q in (0, 1, 2):
+  stream = open(f"{out}/{q}.tlic", "rb").read()
+  image = model.signatures["decompress"](stream=tf.constant(stream))["image"]
+  np.save(f"{out}/{q}-{threads}.npy", image.numpy())
+"""
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_decoding_is_identical_across_processes_and_threads(name, tmp_path):
+  """A stream encoded with 1 thread decodes identically with 2 threads."""
+  path = export.resolve(os.path.join(ZOO, name))
+  image = os.path.join(TESTDATA, "kodim23.png")
+  for threads, mode in ((1, "encode"), (2, "decode")):
+    result = subprocess.run(
+        [sys.executable, "-c", CROSS_PROCESS, path, image, str(threads),
+         str(tmp_path), mode], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+  for q in range(3):
+    np.testing.assert_array_equal(np.load(tmp_path / f"{q}-1.npy"),
+                                  np.load(tmp_path / f"{q}-2.npy"))

@@ -24,6 +24,12 @@ def model_path(model):
   raise FileNotFoundError(f"no model at {model} (nor in {ZOO_DIR})")
 
 
+def check_output(path, overwrite):
+  """Refuses to replace an existing file unless --overwrite."""
+  if os.path.exists(path) and not overwrite:
+    raise FileExistsError(f"{path} exists (pass --overwrite to replace it)")
+
+
 def stream_error(error):
   """The first line of a TF error: our container/decoder messages if any."""
   message = getattr(error, "message", str(error))

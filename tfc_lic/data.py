@@ -111,3 +111,14 @@ def crops(spec, patch_size, batch_size, training=True, split="train",
                          num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def train_and_validation(train_spec, validation_spec, patch_size, batch_size,
+                         validation_patch_size, seed=None):
+  """The endless training crops and, if `validation_spec`, validation crops."""
+  train = crops(train_spec, patch_size, batch_size, training=True, seed=seed)
+  validation = None
+  if validation_spec:
+    validation = crops(validation_spec, validation_patch_size, batch_size,
+                       training=False, split="validation")
+  return train, validation

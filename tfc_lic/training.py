@@ -65,6 +65,20 @@ def load_config(path):
     return json.load(f)
 
 
+def init_run_dir(train_dir, config):
+  """Creates a run directory with config.json, or checks that it matches."""
+  os.makedirs(train_dir, exist_ok=True)
+  path = os.path.join(train_dir, "config.json")
+  if os.path.exists(path):
+    saved = load_config(path)
+    if saved != config:
+      raise ValueError(f"{train_dir} holds a run with a different model "
+                       f"config ({saved}); use another train_dir")
+  else:
+    with open(path, "w") as f:
+      json.dump(config, f, indent=1)
+
+
 def model_from_config(config):
   """Builds a model from a config dict {"architecture": ..., **kwargs}."""
   config = dict(config)
