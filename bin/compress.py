@@ -58,7 +58,7 @@ def main(argv):
     rate = info["default_rate"] if FLAGS.rate is None else FLAGS.rate
     if not 0 <= rate <= len(info["lmbdas"]) - 1:
       raise ValueError(f"--rate must be in [0, {len(info['lmbdas']) - 1}]")
-    j = (info["default_delta_index"] if FLAGS.delta is None
+    j = (info["delta_indexes"][quantizer] if FLAGS.delta is None
          else delta_index(FLAGS.delta))
     start = time.perf_counter()
     stream = codec.signatures["compress_with_options"](

@@ -22,8 +22,9 @@ flags.DEFINE_integer("version", 1, "Model version (TF Serving subfolder).")
 flags.DEFINE_string("output_dir", cli.ZOO_DIR, "Base folder of the zoo.")
 flags.DEFINE_enum("default_quantizer", "usq", list(codec_lib.QUANTIZERS),
                   "Quantizer of the `compress` signature.")
-flags.DEFINE_integer("default_delta_index", 0,
-                     "Step index j of `compress` (Δ = 2**(j/8)).")
+flags.DEFINE_list("delta_indexes", ["usq=0", "tcq4=0", "tcq8=0"],
+                  "Default step index j per quantizer (Δ = 2**(j/8)), "
+                  "'name=j'; from bin/tune_tcq.py for TCQ.")
 flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
 flags.DEFINE_string("compact_dir", None,
                     "Also write the float16 weights, config and training "
@@ -38,6 +39,11 @@ def main(argv):
   del argv
   with cli.one_line_errors():
     run = os.path.expanduser(FLAGS.run)
+    delta_indexes = {q: 0 for q in codec_lib.QUANTIZERS}
+    for item in FLAGS.delta_indexes:
+      name, _, j = item.partition("=")
+      codec_lib.quantizer_id(name)
+      delta_indexes[name] = int(j)
     config = training.load_config(os.path.join(run, "config.json"))
     # Inference runs in float32 whatever the training precision: bf16 is a
     # training speed-up, and weights are stored in float32 either way.
@@ -57,7 +63,7 @@ def main(argv):
         metadata=dict(name=FLAGS.name, config=config,
                       weights=os.path.basename(weights)),
         default_quantizer=FLAGS.default_quantizer,
-        default_delta_index=FLAGS.default_delta_index,
+        delta_indexes=delta_indexes,
         overwrite=FLAGS.overwrite)
     print(f"exported {path}")
 

@@ -6,6 +6,7 @@ Running the same command again resumes from the newest checkpoint in
 --train_dir. See tfc_lic/training.py for the layout of a run directory.
 """
 
+import os
 import sys
 
 from absl import app
@@ -67,11 +68,12 @@ def main(argv):
   if FLAGS.seed is not None:
     tf.keras.utils.set_random_seed(FLAGS.seed)
   config = model_config()
+  train_dir = os.path.expanduser(FLAGS.train_dir)
   try:
-    training.init_run_dir(FLAGS.train_dir, config)
+    training.init_run_dir(train_dir, config)
     model = training.model_from_config(config)
     trainer = training.Trainer(
-        model, FLAGS.train_dir, FLAGS.steps,
+        model, train_dir, FLAGS.steps,
         learning_rate=FLAGS.learning_rate, decay_start=FLAGS.decay_start,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
         validate_every=FLAGS.validate_every)

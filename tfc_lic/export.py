@@ -60,8 +60,15 @@ class CodecModule(tf.Module):
 
 def export_codec(codec, base_dir, name, version, metadata,
                  default_quantizer="usq", default_rate=None,
-                 default_delta_index=0, overwrite=False):
-  """Writes the SavedModel to base_dir/name/version; returns that path."""
+                 delta_indexes=None, overwrite=False):
+  """Writes the SavedModel to base_dir/name/version; returns that path.
+
+  `delta_indexes` maps quantizers to their default step index j (metadata for
+  clients); `compress` uses the default quantizer with its j.
+  """
+  delta_indexes = dict({q: 0 for q in codec_lib.QUANTIZERS},
+                       **(delta_indexes or {}))
+  default_delta_index = delta_indexes[default_quantizer]
   path = os.path.join(base_dir, name, str(int(version)))
   if os.path.exists(path) and not overwrite:
     raise FileExistsError(f"{path} exists (pass --overwrite to replace it)")
@@ -73,7 +80,8 @@ def export_codec(codec, base_dir, name, version, metadata,
       quantizers=list(codec_lib.QUANTIZERS),
       lmbdas=list(codec.model.lmbdas),
       default_quantizer=default_quantizer, default_rate=default_rate,
-      default_delta_index=default_delta_index)
+      default_delta_index=default_delta_index, delta_indexes=delta_indexes,
+      tcq_lambda=codec.latent_codecs[-1].lmbda)
   module = CodecModule(codec, metadata, default_quantizer, default_rate,
                        default_delta_index)
   os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -39,8 +39,7 @@ class LearnedCodec:
     self.name = name
     self.quantizer = quantizer
     info = self.saved_model.info
-    self.default_delta_index = info.get("delta_indexes", {}).get(
-        quantizer, info["default_delta_index"])
+    self.default_delta_index = info["delta_indexes"][quantizer]
     self.settings = [(float(r), self.default_delta_index)
                      for r in range(len(info["lmbdas"]))]
     self.params = dict(model=path, quantizer=quantizer,
