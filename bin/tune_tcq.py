@@ -32,6 +32,11 @@ flags.DEFINE_integer("max_images", 4, "Use the first N images.")
 flags.DEFINE_string("quantizer", "tcq8", "tcq4 or tcq8.")
 flags.DEFINE_list("lambdas", ["0.06", "0.12", "0.2"], "λ values to try.")
 flags.DEFINE_list("delta_indexes", ["-6", "-4", "-2", "0"], "Step indexes j.")
+flags.DEFINE_float("min_bpp", 0.15,
+                   "Points below this rate are left out of the BD-rate: "
+                   "there y carries almost no bits (the mean-scale prior's "
+                   "mean does the work) and the curves bunch up, which "
+                   "makes BD-rate meaningless.")
 flags.DEFINE_string("output", None, "JSON file to write.")
 flags.mark_flags_as_required(["run", "images", "output"])
 
@@ -58,6 +63,15 @@ def curve(codec, images, quantizer, delta_index):
   return points
 
 
+def bd_rate_above(anchor, test, min_bpp):
+  """BD-rate (%) over the points at or above `min_bpp`; None if undefined."""
+  keep = lambda points: [p for p in points if p[0] >= min_bpp]
+  try:
+    return bd_rate.bd_rate(keep(anchor), keep(test))
+  except ValueError:
+    return None
+
+
 def main(argv):
   del argv
   try:
@@ -73,10 +87,7 @@ def main(argv):
     for lmbda, j in itertools.product(FLAGS.lambdas, FLAGS.delta_indexes):
       codec = codec_lib.ImageCodec(model, tcq_lambda=float(lmbda))
       points = curve(codec, images, FLAGS.quantizer, int(j))
-      try:
-        saving = bd_rate.bd_rate(anchor, points)
-      except ValueError:
-        saving = None
+      saving = bd_rate_above(anchor, points, FLAGS.min_bpp)
       rows.append(dict(lmbda=float(lmbda), delta_index=int(j), points=points,
                        bd_rate_vs_usq=saving))
       print(f"{FLAGS.quantizer} λ={lmbda} j={j}: BD-rate vs USQ "
@@ -87,6 +98,7 @@ def main(argv):
           f"({best['bd_rate_vs_usq']:+.2f} %)")
     image_io.write_atomic(FLAGS.output, json.dumps(dict(
         run=FLAGS.run, images=FLAGS.images, max_images=FLAGS.max_images,
+        min_bpp=FLAGS.min_bpp,
         quantizer=FLAGS.quantizer, usq=anchor, rows=rows, best=best),
         indent=1).encode(), overwrite=True)
   except (ValueError, FileNotFoundError) as e:
