@@ -99,3 +99,12 @@ def test_model_id_ignores_the_synthesis(tiny_model):
     assert codec_lib.encoder_fingerprint(tiny_model) == before
   finally:
     kernel.assign_sub(tf.ones_like(kernel))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 37), (29, 1)])
+def test_tiny_images_round_trip(encode, decode, shape):
+  image = smooth_image(max(shape[0], 8), max(shape[1], 8))[:shape[0], :shape[1]]
+  enc = encode(image, 2, 1., 0)
+  dec = decode(enc["container"])
+  assert dec["image"].shape == shape + (3,)
+  np.testing.assert_array_equal(enc["y_hat"].numpy(), dec["y_hat"].numpy())
