@@ -30,12 +30,12 @@ benchmark: install
 # The shipped zoo, one reproducible command per model: train (resumes), then
 # export the SavedModel and the float16 weights + history kept in checkpoints/.
 RUNS ?= $(HOME)/runs
-TCQ_FLAGS ?= --tcq_lambda=0.25 --delta_indexes=usq=0,tcq4=-2,tcq8=-2
+TCQ_FLAGS ?= --tcq_lambda=0.25 --delta_indexes=usq=0,tcq4=0,tcq8=0
 .PHONY: train-mbt2018-mean-vr export-mbt2018-mean-vr
 train-mbt2018-mean-vr: install
 	$(PYTHON) bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg \
 	    --train_dir=$(RUNS)/mbt2018-mean-vr
 export-mbt2018-mean-vr: install
 	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr \
-	    --name=mbt2018-mean-vr --version=$(VERSION) --default_quantizer=tcq8 \
+	    --name=mbt2018-mean-vr --version=$(VERSION) --default_quantizer=usq \
 	    $(TCQ_FLAGS) --compact_dir=checkpoints/mbt2018-mean-vr

@@ -68,19 +68,22 @@ def shipped(request):
   model = training.model_from_config(dict(config, precision="float32"))
   training.load_weights(model, os.path.join(directory,
                                             training.COMPACT_WEIGHTS))
-  codec = codec_lib.ImageCodec(model)
   path = export.resolve(os.path.join(ZOO, request.param))
   with open(os.path.join(path, "assets", export.METADATA_FILE)) as f:
-    assert json.load(f)["model_id"] == int(codec.model_id), (
-        "the SavedModel was not exported from the committed weights")
-  return model, codec
+    info = json.load(f)
+  codec = codec_lib.ImageCodec(model, tcq_lambda=info["tcq_lambda"])
+  assert info["model_id"] == int(codec.model_id), (
+      "the SavedModel was not exported from the committed weights")
+  return model, codec, tf.function(codec.encode, input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
+      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
 
 
 @pytest.mark.parametrize("quantizer", list(codec_lib.QUANTIZERS))
 def test_coded_size_matches_entropy_model(shipped, kodim23, quantizer):
-  model, codec = shipped
+  model, _, encode = shipped
   for rate in (0, model.num_rates - 1):
-    out = codec.encode(kodim23, codec_lib.quantizer_id(quantizer), rate, 0)
+    out = encode(kodim23, codec_lib.quantizer_id(quantizer), rate, 0)
     size = len(out["container"].numpy())
     estimate = float(out["y_bits"] + out["z_bits"]) / 8
     assert abs(size - estimate) <= 0.01 * estimate + 30, (size, estimate)
@@ -96,10 +99,7 @@ def test_coded_size_matches_entropy_model(shipped, kodim23, quantizer):
 @pytest.mark.parametrize("quantizer", list(codec_lib.QUANTIZERS))
 def test_all_kodak_round_trips_bit_exact(shipped, kodak_dir, quantizer):
   """Benchmark-size: every Kodak image, decode gives the encoder's y_hat."""
-  _, codec = shipped
-  encode = tf.function(codec.encode, input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
-      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
+  _, codec, encode = shipped
   decode = tf.function(codec.decode,
                        input_signature=[tf.TensorSpec([], tf.string)])
   for name in sorted(os.listdir(kodak_dir)):
