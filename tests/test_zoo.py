@@ -146,3 +146,20 @@ def test_decoding_is_identical_across_processes_and_threads(name, tmp_path):
   for q in range(3):
     np.testing.assert_array_equal(np.load(tmp_path / f"{q}-1.npy"),
                                   np.load(tmp_path / f"{q}-2.npy"))
+
+
+# Measured once per exported version: `compress` (default quantizer and rate)
+# on testdata/kodim23.png -> (bpp, PSNR dB). Update when re-exporting.
+EXPECTED = {"mbt2018-mean-vr": (0.8805, 30.86)}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_default_compress_matches_measured_rd(name, kodim23):
+  from tfc_lic import metrics  # pylint: disable=g-import-not-at-top
+  model = export.load(os.path.join(ZOO, name))
+  stream = model.signatures["compress"](image=tf.constant(kodim23))["stream"]
+  image = model.signatures["decompress"](stream=stream)["image"].numpy()
+  bpp = metrics.bpp(len(stream.numpy()), *kodim23.shape[:2])
+  expected_bpp, expected_psnr = EXPECTED[name]
+  assert abs(bpp - expected_bpp) < 0.01, bpp
+  assert abs(metrics.psnr(kodim23, image) - expected_psnr) < 0.1
