@@ -23,7 +23,9 @@ from absl import flags
 import numpy as np
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("what", "training", ["training", "codec"], "What to measure.")
+flags.DEFINE_enum("what", "training", ["training", "codec", "precision"],
+                  "What to measure: training speed, codec speed, or the "
+                  "loss reached by fp32 vs bf16 training from one seed.")
 flags.DEFINE_string("dataset", None, "Training images (folder or glob).")
 flags.DEFINE_string("images", None, "Test images for --what=codec.")
 flags.DEFINE_integer("max_images", 4, "Images for --what=codec.")
@@ -44,6 +46,12 @@ VARIANTS = [
 ]
 
 
+PRECISION_VARIANTS = [
+    dict(name=f"{p}, N=64 M=96, 128px x 8, 600 steps", precision=p, patch=128,
+         batch=8, num_filters=64, latent_channels=96, learning_rate=3e-4,
+         train_steps=600) for p in ("float32", "bfloat16")]
+
+
 def _reference_conv(filters, kernel, name, down=1, up=1, activation=None,
                     dtype=None, use_bias=True):
   """Every layer a tfc.SignalConv2D, as in tfc's models/bmshj2018.py."""
@@ -62,10 +70,14 @@ def run_worker(variant):
   from tfc_lic import transforms  # pylint: disable=g-import-not-at-top
   if variant.get("reference"):
     transforms._conv = _reference_conv  # pylint: disable=protected-access
+  tf.keras.utils.set_random_seed(0)
   model = models.create_model(
       "mbt2018-mean", lmbdas=[0.0018, 0.0067, 0.025],
-      precision=variant["precision"])
-  model.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
+      precision=variant["precision"],
+      num_filters=variant.get("num_filters", 128),
+      latent_channels=variant.get("latent_channels", 192))
+  model.compile(optimizer=tf.keras.optimizers.Adam(
+      variant.get("learning_rate", 1e-4)))
   # Built eagerly: Keras 2.14's Adam fails to build its slots inside the
   # traced step for some tfc.SignalConv2D variables.
   model.optimizer.build(model.trainable_variables)
@@ -78,7 +90,8 @@ def run_worker(variant):
                 (variant["patch"], variant["patch"], 3)), tf.float32)
         ).batch(variant["batch"])
   else:
-    dataset = data.crops(FLAGS.dataset, variant["patch"], variant["batch"])
+    dataset = data.crops(FLAGS.dataset, variant["patch"], variant["batch"],
+                         seed=0)
   step = tf.function(model.train_step)
   iterator = iter(dataset)
   for _ in range(FLAGS.warmup_steps):
@@ -90,6 +103,13 @@ def run_worker(variant):
     times.append(time.perf_counter() - start)
   seconds = float(np.median(times))
   pixels = variant["patch"] ** 2 * variant["batch"]
+  losses = []
+  for _ in range(variant.get("train_steps", 0)):
+    for metric in model.metrics:
+      metric.reset_state()
+    losses.append(float(step(next(iterator))["loss"]))
+  if losses:
+    variant = dict(variant, final_loss=float(np.mean(losses[-100:])))
   return dict(variant, seconds_per_step=seconds,
               ms_per_step=1000 * seconds, steps_per_second=1 / seconds,
               megapixels_per_second=pixels / seconds / 1e6)
@@ -173,7 +193,8 @@ def main(argv):
   if not FLAGS.dataset:
     sys.exit("error: --dataset is required")
   rows = []
-  for variant in VARIANTS:
+  variants = PRECISION_VARIANTS if FLAGS.what == "precision" else VARIANTS
+  for variant in variants:
     output = subprocess.run(
         [sys.executable, __file__, f"--dataset={FLAGS.dataset}",
          f"--warmup_steps={FLAGS.warmup_steps}", f"--steps={FLAGS.steps}",
@@ -186,6 +207,15 @@ def main(argv):
     rows.append(json.loads(line[0][len("RESULT "):]))
     print(f"{rows[-1]['name']:40s} {rows[-1]['ms_per_step']:8.0f} ms/step "
           f"{rows[-1]['megapixels_per_second']:6.3f} Mpx/s", flush=True)
+  if FLAGS.what == "precision":
+    for r in rows:
+      print(f"{r['name']:40s} mean loss of the last 100 steps "
+            f"{r['final_loss']:.4f}")
+    with open(os.path.join(FLAGS.output_dir, "precision.json"), "w") as f:
+      json.dump(dict(rows=rows, date=time.strftime("%Y-%m-%d")), f, indent=1)
+    plot(rows, os.path.join(FLAGS.output_dir, "precision.png"),
+         ["final_loss"], "training loss after 600 steps (lower is better)")
+    return
   base = rows[0]["megapixels_per_second"]
   print("\nvariant                                  ms/step   Mpx/s  vs ref")
   for r in rows:
