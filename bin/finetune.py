@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
+from tfc_lic import cli
 from tfc_lic import codec as codec_lib
 from tfc_lic import data
 from tfc_lic import finetuning
@@ -30,19 +31,8 @@ flags.DEFINE_list("delta_indexes", [],
 flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
 flags.DEFINE_enum("precision", "bfloat16", ["float32", "bfloat16"],
                   "Compute precision of the synthesis while training.")
-flags.DEFINE_string("dataset", None, "Training images (tfds name or local).")
-flags.DEFINE_string("validation", None, "Validation images.")
-flags.DEFINE_integer("patch_size", 256, "Training crop size.")
-flags.DEFINE_integer("batch_size", 8, "Crops per step.")
-flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.")
-flags.DEFINE_integer("steps", 2000, "Total finetuning steps.")
-flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
-flags.DEFINE_float("decay_start", 0.5,
-                   "Fraction of --steps after which the rate decays 10x.")
-flags.DEFINE_integer("checkpoint_every", 250, "Steps between checkpoints.")
-flags.DEFINE_integer("log_every", 25, "Steps between progress lines.")
-flags.DEFINE_integer("validate_every", 500, "Steps between validations.")
-flags.DEFINE_integer("seed", None, "Random seed.")
+cli.define_training_flags(steps=2000, decay_start=0.5, checkpoint_every=250,
+                          log_every=25, validate_every=500)
 flags.mark_flags_as_required(["run", "train_dir", "dataset"])
 
 

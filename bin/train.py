@@ -13,6 +13,7 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
+from tfc_lic import cli
 from tfc_lic import data
 from tfc_lic import training
 
@@ -28,28 +29,14 @@ flags.DEFINE_integer("latent_channels", 192, "Channels M of the latents.")
 flags.DEFINE_enum("precision", "bfloat16", ["float32", "bfloat16"],
                   "Compute precision of the transforms (entropy models are "
                   "always float32).")
-flags.DEFINE_string("dataset", None,
-                    "Training images: a tfds name, or local folders/globs "
-                    "(comma-separated).")
-flags.DEFINE_string("validation", None,
-                    "Validation images (same forms as --dataset); a tfds "
-                    "name uses its 'validation' split.")
-flags.DEFINE_integer("patch_size", 256, "Training crop size.")
-flags.DEFINE_integer("batch_size", 8, "Crops per step.")
-flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.")
-flags.DEFINE_integer("steps", 100000, "Total training steps.")
-flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
-flags.DEFINE_float("decay_start", 0.8,
-                   "Fraction of --steps after which the rate decays 10x.")
-flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
-flags.DEFINE_integer("log_every", 50, "Steps between progress lines.")
-flags.DEFINE_integer("validate_every", 1000, "Steps between validations.")
+cli.define_training_flags(steps=100000, decay_start=0.8,
+                          checkpoint_every=500, log_every=50,
+                          validate_every=1000)
 flags.DEFINE_string("init_from", None,
                     "Warm start: weights of another run or export (only when "
                     "--train_dir has no checkpoint yet).")
 flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: all).")
 flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: all).")
-flags.DEFINE_integer("seed", None, "Random seed.")
 flags.mark_flags_as_required(["train_dir", "dataset"])
 
 

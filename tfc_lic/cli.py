@@ -5,6 +5,7 @@ import os
 import re
 import sys
 
+from absl import flags
 import tensorflow as tf
 
 from tfc_lic import image_io
@@ -53,3 +54,27 @@ def one_line_errors():
     sys.exit(f"error: {stream_error(e)}")
   except OSError as e:
     sys.exit(f"error: {e.strerror}: {e.filename}")
+
+
+def define_training_flags(steps, decay_start, checkpoint_every, log_every,
+                          validate_every):
+  """Defines the data, schedule and bookkeeping flags of train/finetune."""
+  flags.DEFINE_string("dataset", None,
+                      "Training images: a tfds name, or local folders/globs "
+                      "(comma-separated).")
+  flags.DEFINE_string("validation", None,
+                      "Validation images (same forms as --dataset); a tfds "
+                      "name uses its 'validation' split.")
+  flags.DEFINE_integer("patch_size", 256, "Training crop size.")
+  flags.DEFINE_integer("batch_size", 8, "Crops per step.")
+  flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.")
+  flags.DEFINE_integer("steps", steps, "Total training steps.")
+  flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
+  flags.DEFINE_float("decay_start", decay_start,
+                     "Fraction of --steps after which the rate decays 10x.")
+  flags.DEFINE_integer("checkpoint_every", checkpoint_every,
+                       "Steps between checkpoints.")
+  flags.DEFINE_integer("log_every", log_every, "Steps between progress lines.")
+  flags.DEFINE_integer("validate_every", validate_every,
+                       "Steps between validations (0: never).")
+  flags.DEFINE_integer("seed", None, "Random seed.")
