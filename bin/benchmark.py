@@ -1,7 +1,7 @@
 """Benchmarks: training throughput, and codec encode/decode speed.
 
-  python bin/benchmark.py --what=training --dataset=../shared/data/train/bsds500
-  python bin/benchmark.py --what=codec --images=../shared/data/kodak
+  python bin/benchmark.py --what=training --dataset=/path/to/training/images
+  python bin/benchmark.py --what=codec --images=/path/to/kodak
 
 Training: each variant runs in its own process, one after the other, in one
 invocation (ratios measured side by side). The reference is the same
