@@ -64,10 +64,6 @@ class ImageCodec(tf.Module):
                           for q in QUANTIZERS]
     self.model_id = tf.constant(encoder_fingerprint(model), tf.int64)
 
-  def _hyper(self, z_hat, y_shape):
-    loc, scale_index = self.model.hyper_decode(z_hat, y_shape)
-    return loc, scale_index
-
   def encode(self, image, quantizer, rate, delta_index):
     """Returns a dict: container, y_hat, k, estimated bits of y and z."""
     quantizer = tf.convert_to_tensor(quantizer, tf.int32)
@@ -78,7 +74,7 @@ class ImageCodec(tf.Module):
     z_hat = self.side_entropy_model.quantize(z)
     z_string = self.side_entropy_model.compress(z)[0]
     _, z_bits = self.side_entropy_model(z, training=False)
-    loc, scale_index = self._hyper(z_hat, tf.shape(y)[1:3])
+    loc, scale_index = self.model.hyper_decode(z_hat, tf.shape(y)[1:3])
 
     def branch(codec):
       def fn():
@@ -103,7 +99,7 @@ class ImageCodec(tf.Module):
     z_shape = (y_shape + 3) // 4
     z_hat = self.side_entropy_model.decompress(
         fields["z_string"][None], z_shape)
-    loc, scale_index = self._hyper(z_hat, y_shape)
+    loc, scale_index = self.model.hyper_decode(z_hat, y_shape)
 
     def branch(codec):
       return lambda: codec.decode(fields["y_string"], loc, scale_index,

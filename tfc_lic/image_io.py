@@ -14,6 +14,7 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
+# The container stores height and width in 16 bits.
 MAX_SIDE = 65535
 
 
