@@ -61,7 +61,8 @@ def main(argv):
         finetuner, train_dir, FLAGS.steps, learning_rate=FLAGS.learning_rate,
         decay_start=FLAGS.decay_start,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
-        validate_every=FLAGS.validate_every, weights_of=model)
+        validate_every=FLAGS.validate_every, clip_norm=FLAGS.clip_norm,
+        weights_of=model)
     train_data, validation_data = data.train_and_validation(
         FLAGS.dataset, FLAGS.validation, FLAGS.patch_size, FLAGS.batch_size,
         FLAGS.validation_patch_size, FLAGS.seed)

@@ -63,7 +63,7 @@ def main(argv):
         model, train_dir, FLAGS.steps,
         learning_rate=FLAGS.learning_rate, decay_start=FLAGS.decay_start,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
-        validate_every=FLAGS.validate_every)
+        validate_every=FLAGS.validate_every, clip_norm=FLAGS.clip_norm)
     if FLAGS.init_from and not trainer.manager.latest_checkpoint:
       print(f"warm start from {training.load_weights(model, FLAGS.init_from)}")
     train_data, validation_data = data.train_and_validation(

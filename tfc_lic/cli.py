@@ -70,6 +70,9 @@ def define_training_flags(steps, decay_start, checkpoint_every, log_every,
   flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.")
   flags.DEFINE_integer("steps", steps, "Total training steps.")
   flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
+  flags.DEFINE_float("clip_norm", None,
+                     "Clip gradients to this global norm (CompressAI uses "
+                     "1.0); guards against loss spikes.")
   flags.DEFINE_float("decay_start", decay_start,
                      "Fraction of --steps after which the rate decays 10x.")
   flags.DEFINE_integer("checkpoint_every", checkpoint_every,

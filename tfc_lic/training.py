@@ -153,7 +153,8 @@ class Trainer:
 
   def __init__(self, model, train_dir, steps, learning_rate=1e-4,
                decay_start=0.8, checkpoint_every=500, log_every=50,
-               validate_every=1000, max_checkpoints=3, weights_of=None):
+               validate_every=1000, max_checkpoints=3, weights_of=None,
+               clip_norm=None):
     self.model = model
     # What the compact final weights hold (default: the trained model).
     self.weights_of = weights_of or model
@@ -164,7 +165,7 @@ class Trainer:
     self.validate_every = validate_every
     self.schedule = learning_rate_schedule(learning_rate, steps, decay_start)
     self.optimizer = tf.keras.optimizers.Adam(
-        learning_rate=_Schedule(self.schedule))
+        learning_rate=_Schedule(self.schedule), global_clipnorm=clip_norm)
     model.compile(optimizer=self.optimizer)
     self.wall_time = tf.Variable(0., dtype=tf.float64, trainable=False)
     self.checkpoint = tf.train.Checkpoint(
