@@ -34,7 +34,8 @@ TCQ_FLAGS ?= --tcq_lambda=0.25 --delta_indexes=usq=0,tcq4=0,tcq8=0
 .PHONY: train-mbt2018-mean-vr export-mbt2018-mean-vr
 train-mbt2018-mean-vr: install
 	$(PYTHON) bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg \
-	    --train_dir=$(RUNS)/mbt2018-mean-vr
+	    --train_dir=$(RUNS)/mbt2018-mean-vr \
+	    --continue_from=checkpoints/mbt2018-mean-vr
 export-mbt2018-mean-vr: install
 	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr \
 	    --name=mbt2018-mean-vr --version=$(VERSION) --default_quantizer=usq \

@@ -1,7 +1,8 @@
-"""Benchmarks: training throughput, and codec encode/decode speed.
+"""Benchmarks: training throughput, codec speed, and codec memory.
 
   python bin/benchmark.py --what=training --dataset=/path/to/training/images
   python bin/benchmark.py --what=codec --images=/path/to/kodak
+  python bin/benchmark.py --what=memory --sizes=1024,2048,4096
 
 Training: each variant runs in its own process, one after the other, in one
 invocation (ratios measured side by side). The reference is the same
@@ -23,9 +24,17 @@ from absl import flags
 import numpy as np
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("what", "training", ["training", "codec", "precision"],
-                  "What to measure: training speed, codec speed, or the "
-                  "loss reached by fp32 vs bf16 training from one seed.")
+flags.DEFINE_enum("what", "training",
+                  ["training", "codec", "precision", "memory"],
+                  "What to measure: training speed, codec speed, the loss "
+                  "reached by fp32 vs bf16 training from one seed, or the "
+                  "codec's peak memory per image size.")
+flags.DEFINE_list("sizes", ["1024", "2048", "4096"],
+                  "Square image sides for --what=memory.")
+flags.DEFINE_string("memory_image", "testdata/kodim23.png",
+                    "Image resized to each of --sizes for --what=memory.")
+flags.DEFINE_string("memory_worker", None,
+                    "Internal: 'encode|decode,side,stream path'.")
 flags.DEFINE_string("dataset", None, "Training images (folder or glob).")
 flags.DEFINE_string("images", None, "Test images for --what=codec.")
 flags.DEFINE_integer("max_images", 4, "Images for --what=codec.")
@@ -173,8 +182,81 @@ def codec_speed():
   return rows
 
 
+def memory_worker(spec):
+  """Peak RSS (GB) of one encode or decode, beyond the loaded model's."""
+  import resource  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from tfc_lic import cli  # pylint: disable=g-import-not-at-top
+  from tfc_lic import export  # pylint: disable=g-import-not-at-top
+  mode, side, path = spec.split(",")
+  side = int(side)
+  model = export.load(cli.model_path(FLAGS.model))
+  with Image.open(FLAGS.memory_image) as source:
+    source = source.convert("RGB")
+  small = tf.constant(np.asarray(source.resize((64, 64))))
+  model.signatures["decompress"](
+      stream=model.signatures["compress"](image=small)["stream"])
+  peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+  loaded = peak()
+  start = time.perf_counter()
+  if mode == "encode":
+    image = tf.constant(np.asarray(source.resize((side, side),
+                                                 Image.BICUBIC)))
+    stream = model.signatures["compress"](image=image)["stream"].numpy()
+    with open(path, "wb") as f:
+      f.write(stream)
+  else:
+    with open(path, "rb") as f:
+      model.signatures["decompress"](stream=tf.constant(f.read()))
+  return dict(peak_gb=peak(), model_gb=loaded,
+              seconds=time.perf_counter() - start)
+
+
+def codec_memory():
+  """Encode/decode peak memory per image size, each in its own process."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  rows = []
+  with tempfile.TemporaryDirectory() as scratch:
+    for side in map(int, FLAGS.sizes):
+      row = dict(name=f"{side}x{side}", megapixels=side * side / 1e6)
+      for mode in ("encode", "decode"):
+        spec = f"{mode},{side},{os.path.join(scratch, 'stream')}"
+        output = subprocess.run(
+            [sys.executable, __file__, f"--model={FLAGS.model}",
+             f"--memory_image={FLAGS.memory_image}",
+             f"--memory_worker={spec}"], capture_output=True, text=True,
+            check=False)
+        line = [l for l in output.stdout.splitlines()
+                if l.startswith("RESULT ")]
+        if not line:
+          sys.exit(f"error: {mode} {side}: {output.stderr[-2000:]}")
+        result = json.loads(line[0][len("RESULT "):])
+        row[f"{mode}_peak_gb"] = result["peak_gb"]
+        row[f"{mode}_seconds"] = result["seconds"]
+        row["model_gb"] = result["model_gb"]
+      print(f"{row['name']:>12s} encode {row['encode_peak_gb']:6.2f} GB "
+            f"{row['encode_seconds']:6.1f} s   decode "
+            f"{row['decode_peak_gb']:6.2f} GB {row['decode_seconds']:6.1f} s",
+            flush=True)
+      rows.append(row)
+  return rows
+
+
 def main(argv):
   del argv
+  if FLAGS.memory_worker:
+    print("RESULT " + json.dumps(memory_worker(FLAGS.memory_worker)))
+    return
+  if FLAGS.what == "memory":
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    rows = codec_memory()
+    with open(os.path.join(FLAGS.output_dir, "codec_memory.json"), "w") as f:
+      json.dump(dict(rows=rows, model=FLAGS.model, cpu_count=os.cpu_count(),
+                     date=time.strftime("%Y-%m-%d")), f, indent=1)
+    plot(rows, os.path.join(FLAGS.output_dir, "codec_memory.png"),
+         ["encode_peak_gb", "decode_peak_gb"], "peak resident memory (GB)")
+    return
   if FLAGS.worker:
     print("RESULT " + json.dumps(run_worker(json.loads(FLAGS.worker))))
     return

@@ -1,4 +1,7 @@
-"""Exports a trained run as a codec SavedModel (TF Serving layout).
+"""Exports a trained run as codec SavedModels (TF Serving layout).
+
+Writes <output_dir>/<name>/<version> (compress/decompress, needs tfc's ops)
+and <output_dir>/<name>-core/<version> (core ops only, for stock TF Serving).
 
   python bin/export.py --run=~/runs/mbt2018-mean-vr --name=mbt2018-mean-vr \
       --version=1
@@ -58,14 +61,14 @@ def main(argv):
         if os.path.exists(os.path.join(run, name)):
           shutil.copy(os.path.join(run, name), FLAGS.compact_dir)
     codec = codec_lib.ImageCodec(model, tcq_lambda=FLAGS.tcq_lambda)
-    path = export.export_codec(
+    paths = export.export_codec(
         codec, FLAGS.output_dir, FLAGS.name, FLAGS.version,
         metadata=dict(name=FLAGS.name, config=config,
                       weights=os.path.basename(weights)),
         default_quantizer=FLAGS.default_quantizer,
         delta_indexes=delta_indexes,
         overwrite=FLAGS.overwrite)
-    print(f"exported {path}")
+    print("exported " + " and ".join(paths))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import sys
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
 from tfc_lic import cli
 from tfc_lic import codec as codec_lib
@@ -38,9 +37,8 @@ flags.mark_flags_as_required(["run", "train_dir", "dataset"])
 
 def main(argv):
   del argv
-  if FLAGS.seed is not None:
-    tf.keras.utils.set_random_seed(FLAGS.seed)
   try:
+    strategy = cli.training_strategy()
     run = os.path.expanduser(FLAGS.run)
     train_dir = os.path.expanduser(FLAGS.train_dir)
     for q in FLAGS.quantizers:
@@ -51,21 +49,22 @@ def main(argv):
     config = dict(stage1, precision=FLAGS.precision,
                   finetuned_quantizers=list(FLAGS.quantizers))
     training.init_run_dir(train_dir, config)
-    model = training.model_from_config(config)
-    training.load_weights(model, run)
-    for q in FLAGS.quantizers:
-      finetuning.copy_synthesis(model, q)
-    finetuner = finetuning.SynthesisFinetuner(
-        model, tcq_lambda=FLAGS.tcq_lambda, delta_indexes=delta_indexes)
+    with strategy.scope():
+      model = training.model_from_config(config)
+      training.load_weights(model, run)
+      for q in FLAGS.quantizers:
+        finetuning.copy_synthesis(model, q)
+      finetuner = finetuning.SynthesisFinetuner(
+          model, tcq_lambda=FLAGS.tcq_lambda, delta_indexes=delta_indexes)
     trainer = training.Trainer(
         finetuner, train_dir, FLAGS.steps, learning_rate=FLAGS.learning_rate,
         decay_start=FLAGS.decay_start,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
         validate_every=FLAGS.validate_every, clip_norm=FLAGS.clip_norm,
-        weights_of=model)
+        weights_of=model, strategy=strategy)
     train_data, validation_data = data.train_and_validation(
         FLAGS.dataset, FLAGS.validation, FLAGS.patch_size, FLAGS.batch_size,
-        FLAGS.validation_patch_size, FLAGS.seed)
+        FLAGS.validation_patch_size, FLAGS.seed, strategy)
     trainer.fit(train_data, validation_data)
   except (training.TrainingError, ValueError, FileNotFoundError) as e:
     sys.exit(f"error: {e}")

@@ -11,7 +11,6 @@ import sys
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
 from tfc_lic import cli
 from tfc_lic import data
@@ -35,8 +34,14 @@ cli.define_training_flags(steps=100000, decay_start=0.8,
 flags.DEFINE_string("init_from", None,
                     "Warm start: weights of another run or export (only when "
                     "--train_dir has no checkpoint yet).")
-flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: all).")
-flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: all).")
+flags.DEFINE_enum("proxy", "noise", ["noise", "round"],
+                  "Quantization proxy: additive uniform noise, or rounding "
+                  "with a straight-through gradient (deterministic steps).")
+flags.DEFINE_string("continue_from", None,
+                    "Carry on a run from its compact weights and history "
+                    "(e.g. checkpoints/<model>) on a machine that lacks its "
+                    "run directory: steps and history go on, the optimizer "
+                    "restarts. Ignored once --train_dir has a checkpoint.")
 flags.mark_flags_as_required(["train_dir", "dataset"])
 
 
@@ -50,26 +55,31 @@ def model_config():
 
 def main(argv):
   del argv
-  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
-  tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
-  if FLAGS.seed is not None:
-    tf.keras.utils.set_random_seed(FLAGS.seed)
-  config = model_config()
   train_dir = os.path.expanduser(FLAGS.train_dir)
   try:
+    strategy = cli.training_strategy()
+    config = model_config()
     training.init_run_dir(train_dir, config)
-    model = training.model_from_config(config)
+    with strategy.scope():
+      model = training.model_from_config(config)
+    model.proxy = FLAGS.proxy
     trainer = training.Trainer(
         model, train_dir, FLAGS.steps,
         learning_rate=FLAGS.learning_rate, decay_start=FLAGS.decay_start,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
-        validate_every=FLAGS.validate_every, clip_norm=FLAGS.clip_norm)
-    if FLAGS.init_from and not trainer.manager.latest_checkpoint:
-      print(f"warm start from {training.load_weights(model, FLAGS.init_from)}")
+        validate_every=FLAGS.validate_every, clip_norm=FLAGS.clip_norm,
+        strategy=strategy)
+    if not trainer.latest_checkpoint:
+      if FLAGS.continue_from:
+        step = trainer.continue_from(FLAGS.continue_from)
+        print(f"continuing {FLAGS.continue_from} at step {step}")
+      elif FLAGS.init_from:
+        print(f"warm start from {training.load_weights(model, FLAGS.init_from)}")
     train_data, validation_data = data.train_and_validation(
         FLAGS.dataset, FLAGS.validation, FLAGS.patch_size, FLAGS.batch_size,
-        FLAGS.validation_patch_size, FLAGS.seed)
+        FLAGS.validation_patch_size, FLAGS.seed, strategy)
     trainer.fit(train_data, validation_data)
+    print(f"weights fingerprint {training.weights_fingerprint(model)}")
   except (training.TrainingError, ValueError, FileNotFoundError) as e:
     sys.exit(f"error: {e}")
 

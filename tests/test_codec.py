@@ -108,3 +108,21 @@ def test_tiny_images_round_trip(encode, decode, shape):
   dec = decode(enc["container"])
   assert dec["image"].shape == shape + (3,)
   np.testing.assert_array_equal(enc["y_hat"].numpy(), dec["y_hat"].numpy())
+
+
+def test_crafted_header_with_huge_size_is_refused(decode, stream):
+  """A valid checksum over a 65535x65535 header must not make the decoder
+  allocate for that size."""
+  from tfc_lic import container  # pylint: disable=g-import-not-at-top
+  body = bytearray(stream[:-container.CHECKSUM_SIZE])
+  body[13:17] = b"\xff\xff\xff\xff"
+  crafted = bytes(body) + container._checksum(bytes(body)).numpy()  # pylint: disable=protected-access
+  assert "image size outside the codec limit" in _decode_error(
+      decode, crafted)
+
+
+def test_encoder_refuses_images_above_the_pixel_limit(tiny_codec):
+  from tfc_lic import container  # pylint: disable=g-import-not-at-top
+  too_wide = tf.zeros([1, container.MAX_PIXELS + 1, 3], tf.uint8)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="limit"):
+    tiny_codec.compress(too_wide, 0, 1., 0)

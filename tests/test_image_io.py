@@ -63,3 +63,12 @@ def test_write_atomic_never_overwrites(tmp_path):
   image_io.write_atomic(path, b"second", overwrite=True)
   assert open(path, "rb").read() == b"second"
   assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_image_above_the_pixel_limit_is_refused_before_decoding(tmp_path):
+  from tfc_lic import container  # pylint: disable=g-import-not-at-top
+  path = _write(tmp_path, "huge.png", Image.new("RGB", (4097, 4096)))
+  assert os.path.getsize(path) < 1e6
+  with pytest.raises(image_io.ImageError, match="4097x4096 is outside") as info:
+    image_io.read_image(path)
+  assert f"{container.MAX_PIXELS / 1e6:.1f} megapixels" in str(info.value)

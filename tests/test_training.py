@@ -77,3 +77,45 @@ def test_sigkill_then_resume_continues(tmp_path):
   # One more Adam step (lr 1e-3) moves each weight by about 1e-3; a restart
   # from a fresh initialisation would be far away.
   assert 0 < np.max(np.abs(after - before)) < 5e-3
+
+
+def test_continue_from_compact_weights_carries_on_steps_and_history(tmp_path):
+  first, second = str(tmp_path / "first"), str(tmp_path / "second")
+  done = _train(first, "--steps=4", "--log_every=2", "--validate_every=0")
+  output, _ = done.communicate(timeout=300)
+  assert done.returncode == 0, output
+  compact = tmp_path / "compact"
+  compact.mkdir()
+  model = training.model_from_config(
+      training.load_config(os.path.join(first, "config.json")))
+  training.load_weights(model, first)
+  training.save_compact_weights(model, str(compact / training.COMPACT_WEIGHTS))
+  history = open(os.path.join(first, "history.jsonl")).read()
+  (compact / "history.jsonl").write_text(history)
+
+  run = _train(second, "--steps=6", "--log_every=2", "--validate_every=0",
+               f"--continue_from={compact}")
+  output, _ = run.communicate(timeout=300)
+  assert run.returncode == 0, output
+  assert "continuing" in output and "at step 4" in output
+  lines = [json.loads(l) for l in open(os.path.join(second, "history.jsonl"))]
+  assert [l["step"] for l in lines] == [2, 4, 6]
+  assert lines[-1]["wall_time"] > lines[1]["wall_time"]
+  assert tf.train.latest_checkpoint(
+      os.path.join(second, "checkpoints")).endswith("-6")
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  """A learning rate of 1e12 blows the weights up within a few steps."""
+  train_dir = str(tmp_path / "run")
+  run = _train(train_dir, "--steps=200", "--learning_rate=1e12",
+               "--checkpoint_every=1", "--log_every=1000",
+               "--validate_every=0")
+  output, _ = run.communicate(timeout=300)
+  assert run.returncode == 1, output[-3000:]
+  error = output.strip().splitlines()[-1]
+  assert error.startswith("error: non-finite loss at step "), error
+  step = int(error.split("at step ")[1].split()[0])
+  latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
+  assert latest.endswith(f"-{step - 1}") and latest in error
+  assert np.all(np.isfinite(_weights(train_dir, latest)))

@@ -11,6 +11,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO, TESTDATA
+from tests.test_serving import run_without_tfc
+from tfc_lic import client as client_lib
 from tfc_lic import codec as codec_lib
 from tfc_lic import export
 from tfc_lic import image_io
@@ -18,9 +20,9 @@ from tfc_lic import training
 
 ZOO = os.path.join(REPO, "saved_models")
 CHECKPOINTS = os.path.join(REPO, "checkpoints")
-MODELS = sorted(d for d in os.listdir(ZOO)
-                if os.path.isdir(os.path.join(ZOO, d))) if os.path.isdir(
-                    ZOO) else []
+FOLDERS = sorted(d for d in os.listdir(ZOO) if os.path.isdir(
+    os.path.join(ZOO, d))) if os.path.isdir(ZOO) else []
+MODELS = [d for d in FOLDERS if not d.endswith(export.CORE_SUFFIX)]
 
 
 def test_zoo_is_not_empty():
@@ -58,6 +60,32 @@ def test_saved_model_round_trip_without_tfc_lic(name):
       env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
   assert result.returncode == 0, result.stderr[-3000:]
   assert len(result.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_core_saved_model_runs_without_tfc(name):
+  """The -core SavedModel holds core ops only: stock TF Serving can load it."""
+  core = os.path.join(ZOO, name + export.CORE_SUFFIX)
+  assert os.path.isdir(core), f"{core} missing (bin/export.py writes it)"
+  run_without_tfc(export.resolve(core))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_client_with_core_model_writes_the_full_models_streams(name, kodim23):
+  full = export.load(os.path.join(ZOO, name))
+  client = client_lib.Client(client_lib.saved_model_transport(
+      export.resolve(os.path.join(ZOO, name + export.CORE_SUFFIX))))
+  for quantizer in ("usq", "tcq8"):
+    stream = client.compress(kodim23, quantizer, rate=1.)
+    expected = full.signatures["compress_with_options"](
+        image=tf.constant(kodim23),
+        quantizer=tf.constant(codec_lib.quantizer_id(quantizer)),
+        rate=tf.constant(1.), delta_index=tf.constant(
+            full.info["delta_indexes"][quantizer]))["stream"].numpy()
+    assert stream == expected
+    np.testing.assert_array_equal(
+        client.decompress(stream),
+        full.signatures["decompress"](stream=tf.constant(stream))["image"])
 
 
 @pytest.fixture(scope="module", params=MODELS)

@@ -8,6 +8,7 @@ import sys
 from absl import flags
 import tensorflow as tf
 
+from tfc_lic import distribute
 from tfc_lic import image_io
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,3 +82,25 @@ def define_training_flags(steps, decay_start, checkpoint_every, log_every,
   flags.DEFINE_integer("validate_every", validate_every,
                        "Steps between validations (0: never).")
   flags.DEFINE_integer("seed", None, "Random seed.")
+  flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES,
+                    "tf.distribute strategy (multi_worker_mirrored reads "
+                    "TF_CONFIG); --batch_size is the global batch.")
+  flags.DEFINE_string("tpu", None, "TPU name or address (--strategy=tpu).")
+  flags.DEFINE_integer("cpu_devices", 0,
+                       "Split the CPU into this many logical devices (for "
+                       "--strategy=mirrored without GPUs); 0: don't.")
+  flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: all).")
+  flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: all).")
+
+
+def training_strategy():
+  """Applies the device flags and returns the strategy (call first in main)."""
+  tf.config.threading.set_intra_op_parallelism_threads(
+      flags.FLAGS.intra_op_threads)
+  tf.config.threading.set_inter_op_parallelism_threads(
+      flags.FLAGS.inter_op_threads)
+  if flags.FLAGS.cpu_devices:
+    distribute.split_cpu(flags.FLAGS.cpu_devices)
+  if flags.FLAGS.seed is not None:
+    tf.keras.utils.set_random_seed(flags.FLAGS.seed)
+  return distribute.create_strategy(flags.FLAGS.strategy, flags.FLAGS.tpu)

@@ -16,6 +16,8 @@ import os
 from absl import logging
 import tensorflow as tf
 
+from tfc_lic import distribute
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
@@ -60,46 +62,64 @@ def _fit_to_patch(image, patch_size):
   return tf.cond(short < patch_size, upsample, lambda: image)
 
 
-def _crop(image, patch_size, training):
-  if training:
-    image = tf.image.random_crop(image, (patch_size, patch_size, 3))
+def _crop(image, patch_size, training, seed=None):
+  """A random crop and flips (stateless if `seed`, a [2] int tensor)."""
+  size = (patch_size, patch_size, 3)
+  if training and seed is None:
+    image = tf.image.random_crop(image, size)
     image = tf.image.random_flip_left_right(image)
     image = tf.image.random_flip_up_down(image)
+  elif training:
+    image = tf.image.stateless_random_crop(image, size, seed)
+    image = tf.image.stateless_random_flip_left_right(image, seed + 1)
+    image = tf.image.stateless_random_flip_up_down(image, seed + 2)
   else:
     image = tf.image.resize_with_crop_or_pad(image, patch_size, patch_size)
   return tf.cast(image, tf.float32)
 
 
-def local_images(spec):
-  """Decoded uint8 images of a local spec; unreadable files are skipped."""
+def local_images(spec, num_shards=1, shard_index=0):
+  """Decoded uint8 images of a local spec; unreadable files are skipped.
+
+  With shards, this pipeline reads every num_shards-th file from shard_index.
+  """
   files = list_images(spec)
   if not files:
     raise ValueError(f"no PNG/JPEG images found in {spec!r}")
+  files = files[shard_index::num_shards]
+  if not files:
+    raise ValueError(f"{spec!r} has fewer images than the {num_shards} "
+                     "input pipelines")
   dataset = tf.data.Dataset.from_tensor_slices(files)
   dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.ignore_errors(log_warning=True), len(files)
 
 
-def tfds_images(name, split):
+def tfds_images(name, split, num_shards=1, shard_index=0):
   """Images of a TensorFlow Datasets dataset (needs its data to be present)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   dataset = tfds.load(name, split=split, shuffle_files=split == "train")
+  dataset = dataset.shard(num_shards, shard_index)
   return dataset.map(lambda x: x["image"]), None
 
 
 def crops(spec, patch_size, batch_size, training=True, split="train",
-          seed=None):
+          seed=None, num_shards=1, shard_index=0):
   """Batches of float32 crops for training (endless) or validation (once).
 
   Training crops are random with random flips; validation takes one central
-  crop per image so that its loss is comparable between evaluations.
+  crop per image so that its loss is comparable between evaluations. Shards
+  (one per input pipeline of a distributed run) see disjoint images and
+  draw different crops.
   """
+  if seed is not None:
+    seed += shard_index
   with tf.device("/cpu:0"):
     if is_local(spec):
-      images, count = local_images(spec)
+      images, count = local_images(spec, num_shards, shard_index)
       logging.info("%s: %d image files", spec, count)
     else:
-      images, count = tfds_images(spec, split)
+      images, count = tfds_images(spec, split, num_shards, shard_index)
     images = images.map(lambda x: _fit_to_patch(x, patch_size),
                         num_parallel_calls=tf.data.AUTOTUNE)
     if count is not None:
@@ -107,18 +127,32 @@ def crops(spec, patch_size, batch_size, training=True, split="train",
     if training:
       images = images.shuffle(count or 1000, seed=seed,
                               reshuffle_each_iteration=True).repeat()
-    dataset = images.map(lambda x: _crop(x, patch_size, training),
-                         num_parallel_calls=tf.data.AUTOTUNE)
+    if seed is None:
+      dataset = images.map(lambda x: _crop(x, patch_size, training),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+    else:  # Reproducible: the i-th crop depends only on (seed, i).
+      dataset = images.enumerate().map(
+          lambda i, x: _crop(x, patch_size, training,
+                             tf.stack([tf.cast(seed, tf.int64), 3 * i])),
+          num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def train_and_validation(train_spec, validation_spec, patch_size, batch_size,
-                         validation_patch_size, seed=None):
-  """The endless training crops and, if `validation_spec`, validation crops."""
-  train = crops(train_spec, patch_size, batch_size, training=True, seed=seed)
+                         validation_patch_size, seed=None, strategy=None):
+  """The endless training crops and, if `validation_spec`, validation crops.
+
+  Both are distributed over `strategy`'s replicas (default: one device);
+  `batch_size` is the global batch.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  train = distribute.distribute(strategy, lambda batch, n, i: crops(
+      train_spec, patch_size, batch, training=True, seed=seed, num_shards=n,
+      shard_index=i), batch_size)
   validation = None
   if validation_spec:
-    validation = crops(validation_spec, validation_patch_size, batch_size,
-                       training=False, split="validation")
+    validation = distribute.distribute(strategy, lambda batch, n, i: crops(
+        validation_spec, validation_patch_size, batch, training=False,
+        split="validation", num_shards=n, shard_index=i), batch_size)
   return train, validation

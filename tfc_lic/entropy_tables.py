@@ -90,9 +90,15 @@ class EntropyTables(tf.Module):
   Table id = bank * num_scales + scale index, bank in QUANTIZERS order.
   """
 
-  def __init__(self, num_scales, scale_min, name="entropy_tables"):
+  def __init__(self, lookup, offset, num_scales, name="entropy_tables"):
     super().__init__(name=name)
     self.num_scales = int(num_scales)
+    self.lookup = tf.Variable(lookup, trainable=False, name="lookup")
+    self.offset = tf.Variable(offset, trainable=False, name="offset")
+
+  @classmethod
+  def build(cls, num_scales, scale_min):
+    """The tables of every quantizer on the model's octave scale grid."""
     scales = models.scale_fn(scale_min)(
         np.arange(num_scales, dtype=np.float64)).numpy()
     built = [build_lookup(q, scales) for q in QUANTIZERS]
@@ -101,8 +107,7 @@ class EntropyTables(tf.Module):
         [np.pad(l, ((0, 0), (0, length - l.shape[1])), mode="edge")
          for l, _ in built])
     offset = np.concatenate([o for _, o in built])
-    self.lookup = tf.Variable(lookup, trainable=False, name="lookup")
-    self.offset = tf.Variable(offset, trainable=False, name="offset")
+    return cls(lookup, offset, num_scales)
 
   def table_index(self, quantizer_bank, scale_index, delta_index):
     """Table ids for a bank (int tensor or int), scale and step indexes."""

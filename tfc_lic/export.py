@@ -6,7 +6,10 @@
   decompress(stream)                                -> image
   metadata()                                        -> model id, λs, ...
 These use tfc's range-coding ops: import tensorflow_compression before
-tf.saved_model.load. `load` finds the newest version of a model directory.
+tf.saved_model.load. Beside it, <base>/<name>-core/<version>/ holds only core
+TF ops, for stock TF Serving (analyze, hyper_decode, synthesize, describe;
+tfc_lic.client does the entropy coding). `load` finds the newest version of a
+model directory.
 """
 
 import json
@@ -58,41 +61,88 @@ class CodecModule(tf.Module):
     return {"json": tf.constant(self.metadata_json)}
 
 
-def export_codec(codec, base_dir, name, version, metadata,
-                 default_quantizer="usq", default_rate=None,
-                 delta_indexes=None, overwrite=False):
-  """Writes the SavedModel to base_dir/name/version; returns that path.
+class TransformsModule(tf.Module):
+  """The core-op SavedModel: the model half of the codec for stock TF Serving.
 
-  `delta_indexes` maps quantizers to their default step index j (metadata for
-  clients); `compress` uses the default quantizer with its j.
+  Entropy coding is left to the client (tfc_lic.client), which fetches the
+  coding tables from `describe`. Every signature has an input because TF
+  Serving's REST API refuses signatures without one.
   """
+
+  def __init__(self, transforms, tables, metadata):
+    super().__init__(name="transforms_module")
+    self.transforms = transforms
+    self.tables = tables
+    self.metadata_json = json.dumps(metadata)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.int32, name="quantizer"),
+      tf.TensorSpec([], tf.float32, name="rate"),
+      tf.TensorSpec([], tf.int32, name="delta_index")])
+  def analyze(self, image, quantizer, rate, delta_index):
+    out = self.transforms.analyze(image, quantizer,
+                                  codec_lib.container_rate(rate), delta_index)
+    return {name: out[name] for name in ("z", "k", "table")}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([1, None, None, None], tf.float32, name="z_hat"),
+      tf.TensorSpec([], tf.int32, name="height"),
+      tf.TensorSpec([], tf.int32, name="width")])
+  def hyper_decode(self, z_hat, height, width):
+    loc, scale_index = self.transforms.hyper_decode(z_hat, height, width)
+    return {"loc": loc, "scale_index": scale_index}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([1, None, None, None], tf.float32, name="y_hat"),
+      tf.TensorSpec([], tf.int32, name="quantizer"),
+      tf.TensorSpec([], tf.float32, name="rate"),
+      tf.TensorSpec([], tf.int32, name="height"),
+      tf.TensorSpec([], tf.int32, name="width")])
+  def synthesize(self, y_hat, quantizer, rate, height, width):
+    return {"image": self.transforms.synthesize(
+        y_hat, quantizer, rate, height, width)}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([], tf.int32, name="format_version")])
+  def describe(self, format_version):
+    """Metadata and coding tables; `compatible`: the client's format is ours."""
+    side = self.transforms.side_model
+    return {"metadata": tf.constant(self.metadata_json),
+            "compatible": tf.equal(format_version, container.VERSION),
+            "lookup": tf.identity(self.tables.lookup),
+            "offset": tf.identity(self.tables.offset),
+            "side_cdf": tf.identity(side.cdf),
+            "side_cdf_offset": tf.identity(side.cdf_offset),
+            "side_quantization_offset": side.quantization_offset}
+
+
+def _metadata(codec, metadata, default_quantizer, default_rate,
+              delta_indexes):
   delta_indexes = dict({q: 0 for q in codec_lib.QUANTIZERS},
                        **(delta_indexes or {}))
-  default_delta_index = delta_indexes[default_quantizer]
-  path = os.path.join(base_dir, name, str(int(version)))
-  if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f"{path} exists (pass --overwrite to replace it)")
   if default_rate is None:
     default_rate = codec.model.num_rates - 1
-  metadata = dict(
+  return dict(
       metadata, model_id=int(codec.model_id.numpy()),
       format_version=container.VERSION,
       quantizers=list(codec_lib.QUANTIZERS),
-      lmbdas=list(codec.model.lmbdas),
+      lmbdas=list(codec.model.lmbdas), num_scales=codec.tables.num_scales,
+      side_model=codec.side_entropy_model.get_config(),
       default_quantizer=default_quantizer, default_rate=default_rate,
-      default_delta_index=default_delta_index, delta_indexes=delta_indexes,
+      default_delta_index=delta_indexes[default_quantizer],
+      delta_indexes=delta_indexes,
       tcq_lambda=codec.latent_codecs[-1].lmbda)
-  module = CodecModule(codec, metadata, default_quantizer, default_rate,
-                       default_delta_index)
+
+
+def _save(module, signatures, metadata, path, overwrite):
+  """Saves atomically (staging folder + rename) with metadata in assets/."""
+  if os.path.exists(path) and not overwrite:
+    raise FileExistsError(f"{path} exists (pass --overwrite to replace it)")
   os.makedirs(os.path.dirname(path), exist_ok=True)
   staging = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".export-")
   try:
-    tf.saved_model.save(module, staging, signatures={
-        "compress": module.compress,
-        "compress_with_options": module.compress_with_options,
-        "decompress": module.decompress,
-        "metadata": module.metadata,
-    })
+    tf.saved_model.save(module, staging, signatures=signatures)
     os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
     with open(os.path.join(staging, "assets", METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=1)
@@ -103,6 +153,41 @@ def export_codec(codec, base_dir, name, version, metadata,
     if os.path.exists(staging):
       shutil.rmtree(staging)
   return path
+
+
+CORE_SUFFIX = "-core"
+
+
+def export_codec(codec, base_dir, name, version, metadata,
+                 default_quantizer="usq", default_rate=None,
+                 delta_indexes=None, overwrite=False):
+  """Writes both SavedModels; returns their paths (full, core-op).
+
+  base_dir/name/version holds compress/decompress (tfc ops);
+  base_dir/name-core/version holds the core-op transforms for stock TF
+  Serving. `delta_indexes` maps quantizers to their default step index j
+  (metadata for clients); `compress` uses the default quantizer with its j.
+  """
+  metadata = _metadata(codec, metadata, default_quantizer, default_rate,
+                       delta_indexes)
+  module = CodecModule(codec, metadata, default_quantizer,
+                       metadata["default_rate"],
+                       metadata["default_delta_index"])
+  full = _save(module, {
+      "compress": module.compress,
+      "compress_with_options": module.compress_with_options,
+      "decompress": module.decompress,
+      "metadata": module.metadata,
+  }, metadata, os.path.join(base_dir, name, str(int(version))), overwrite)
+  core_module = TransformsModule(codec.transforms, codec.tables, metadata)
+  core = _save(core_module, {
+      "analyze": core_module.analyze,
+      "hyper_decode": core_module.hyper_decode,
+      "synthesize": core_module.synthesize,
+      "describe": core_module.describe,
+  }, metadata, os.path.join(base_dir, name + CORE_SUFFIX, str(int(version))),
+               overwrite)
+  return full, core
 
 
 def resolve(model_dir):

@@ -52,13 +52,12 @@ class SynthesisFinetuner(tf.keras.Model):
 
   def quantized_latents(self, x, rate):
     """y_hat of every quantizer for a batch: the encoder's exact output."""
-    y, z = self.model.analyze(x, rate)
-    z_hat = self.codec.side_entropy_model.quantize(z)
-    loc, scale_index = self.model.hyper_decode(z_hat, tf.shape(y)[1:3])
+    transforms = self.codec.transforms
+    latents = transforms.latents(x, rate)
     outputs = []
     for quantizer, delta_index in zip(self.quantizers, self.delta_indexes):
-      latent_codec = self.codec.latent_codecs[codec_lib.quantizer_id(quantizer)]
-      _, _, y_hat = latent_codec.quantize(y, loc, scale_index, delta_index)
+      _, _, y_hat = transforms.quantize(
+          latents, codec_lib.quantizer_id(quantizer), delta_index)
       outputs.append(tf.stop_gradient(y_hat))
     return outputs
 
@@ -88,10 +87,12 @@ class SynthesisFinetuner(tf.keras.Model):
     x = tf.cast(x, tf.float32)
     rate = self.model.sample_rates(tf.shape(x)[0])
     variables = self.trainable_weights
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
       loss, mse = self._loss(x, rate)
-    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
-                                       variables))
+      scaled_loss = loss / replicas
+    self.optimizer.apply_gradients(zip(
+        tape.gradient(scaled_loss, variables), variables))
     return self._update(loss, mse)
 
   def test_step(self, x):

@@ -14,8 +14,8 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
-# The container stores height and width in 16 bits.
-MAX_SIDE = 65535
+from tfc_lic import container
+
 
 
 class ImageError(ValueError):
@@ -34,6 +34,9 @@ def read_image(path):
     raise ImageError(f"{path}: empty file")
   try:
     with Image.open(path) as image:
+      width, height = image.size
+      if not 1 <= width * height <= container.MAX_PIXELS:
+        raise ImageError(f"{path}: {container.size_error(height, width)}")
       image.load()
       mode = image.mode
       if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -46,12 +49,13 @@ def read_image(path):
         if "A" in mode or mode == "P" and "transparency" in image.info:
           logging.warning("%s: alpha channel dropped", path)
         array = np.asarray(image.convert("RGB"))
+  except Image.DecompressionBombError:
+    raise ImageError(f"{path}: larger than the codec limit of "
+                     f"{container.MAX_PIXELS / 1e6:.1f} megapixels") from None
+  except ImageError:
+    raise
   except (OSError, SyntaxError, ValueError) as e:
     raise ImageError(f"{path}: not a readable image ({e})") from None
-  height, width = array.shape[:2]
-  if max(height, width) > MAX_SIDE:
-    raise ImageError(f"{path}: {width}x{height} exceeds the maximum side of "
-                     f"{MAX_SIDE} pixels")
   return np.ascontiguousarray(array, dtype=np.uint8)
 
 

@@ -41,6 +41,11 @@ class HyperpriorModel(tf.keras.Model):
   their output becomes (loc, scale index).
   """
 
+  # Training's quantization proxy (a training choice, not part of the config):
+  # "noise" adds uniform noise (stage 1 default); "round" rounds with a
+  # straight-through gradient, which makes a step deterministic.
+  proxy = "noise"
+
   def __init__(self, lmbdas=(0.0067,), num_filters=128, latent_channels=192,
                num_scales=96, scale_min=0.11, precision="float32",
                finetuned_quantizers=(), **kwargs):
@@ -193,11 +198,15 @@ class HyperpriorModel(tf.keras.Model):
     return tf.random.uniform([batch], 0, self.num_rates, dtype=tf.int32)
 
   def train_step(self, x):
+    """One step on this replica's crops (gradients are summed over replicas,
+    so the loss is divided by their number)."""
     rate = self.sample_rates(tf.shape(x)[0])
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
-      loss, bpp, mse = self(x, rate, training=True)
+      loss, bpp, mse = self(x, rate, training=self.proxy == "noise")
+      scaled_loss = loss / replicas
     variables = self.trainable_variables
-    gradients = tape.gradient(loss, variables)
+    gradients = tape.gradient(scaled_loss, variables)
     self.optimizer.apply_gradients(zip(gradients, variables))
     return self.update_metrics(loss, bpp, mse)
 

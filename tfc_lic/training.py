@@ -10,8 +10,12 @@ A run lives in one directory:
 Running the same command again resumes from the newest checkpoint with the
 same step counter and optimizer state. SIGTERM/SIGINT write a checkpoint
 before exiting; after SIGKILL at most the steps since the last one are lost.
+On a machine without the run directory, `Trainer.continue_from` carries on
+from committed compact weights and history: the step counter, wall time and
+history go on, the optimizer state starts afresh.
 """
 
+import hashlib
 import io
 import json
 import math
@@ -23,6 +27,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tfc_lic import distribute
 from tfc_lic import models
 
 
@@ -49,12 +54,14 @@ def learning_rate_schedule(learning_rate, steps, decay_start=0.8,
 
 
 class _Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+  """`fn` of the run's step: the optimizer's own count plus `initial_step`."""
 
-  def __init__(self, fn):
+  def __init__(self, fn, initial_step):
     self.fn = fn
+    self.initial_step = initial_step
 
   def __call__(self, step):
-    return self.fn(step)
+    return self.fn(tf.cast(step, tf.int64) + self.initial_step)
 
   def get_config(self):
     return {}
@@ -133,6 +140,14 @@ def load_weights(model, path):
   raise FileNotFoundError(f"no weights found at {path}")
 
 
+def weights_fingerprint(model):
+  """SHA-256 (hex, 16 digits) of the trainable weights: equal on all workers."""
+  digest = hashlib.sha256()
+  for v in model.trainable_variables:
+    digest.update(np.ascontiguousarray(v.numpy()).tobytes())
+  return digest.hexdigest()[:16]
+
+
 def save_weights(model, directory):
   """Writes compact weights (no optimizer state) to `directory`."""
   checkpoint = tf.train.Checkpoint(model=model)
@@ -154,7 +169,10 @@ class Trainer:
   def __init__(self, model, train_dir, steps, learning_rate=1e-4,
                decay_start=0.8, checkpoint_every=500, log_every=50,
                validate_every=1000, max_checkpoints=3, weights_of=None,
-               clip_norm=None):
+               clip_norm=None, strategy=None):
+    # `model` must have been built in `strategy.scope()`.
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.chief = distribute.is_chief(self.strategy)
     self.model = model
     # What the compact final weights hold (default: the trained model).
     self.weights_of = weights_of or model
@@ -164,26 +182,65 @@ class Trainer:
     self.log_every = log_every
     self.validate_every = validate_every
     self.schedule = learning_rate_schedule(learning_rate, steps, decay_start)
-    self.optimizer = tf.keras.optimizers.Adam(
-        learning_rate=_Schedule(self.schedule), global_clipnorm=clip_norm)
-    model.compile(optimizer=self.optimizer)
-    self.wall_time = tf.Variable(0., dtype=tf.float64, trainable=False)
+    with self.strategy.scope():
+      # Steps done before the optimizer existed (continue_from); kept apart
+      # from the optimizer's count so that Adam's bias correction restarts.
+      self.initial_step = tf.Variable(0, dtype=tf.int64, trainable=False)
+      self.optimizer = tf.keras.optimizers.Adam(
+          learning_rate=_Schedule(self.schedule, self.initial_step),
+          global_clipnorm=clip_norm)
+      model.compile(optimizer=self.optimizer)
+      self.wall_time = tf.Variable(0., dtype=tf.float64, trainable=False)
     self.checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=self.optimizer, wall_time=self.wall_time)
+        model=model, optimizer=self.optimizer, wall_time=self.wall_time,
+        initial_step=self.initial_step)
+    # Every worker of a cluster saves (saving reads synchronised variables
+    # collectively); only the chief's copy is kept.
+    self.checkpoint_dir = os.path.join(train_dir, "checkpoints")
+    self.scratch_dir = None if self.chief else os.path.join(
+        train_dir, f"workertemp_{distribute.task(self.strategy)[1]}")
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, os.path.join(train_dir, "checkpoints"),
+        self.checkpoint, os.path.join(self.scratch_dir or train_dir,
+                                      "checkpoints"),
         max_to_keep=max_checkpoints)
-    self.writer = tf.summary.create_file_writer(os.path.join(train_dir, "logs"))
+    self.writer = (tf.summary.create_file_writer(os.path.join(train_dir, "logs"))
+                   if self.chief else tf.summary.create_noop_writer())
     self._stop_signal = None
     self._test_step = None
 
   @property
   def step(self):
-    return int(self.optimizer.iterations.numpy())
+    return int(self.initial_step.numpy() + self.optimizer.iterations.numpy())
+
+  def continue_from(self, path):
+    """Starts this (empty) run where the run saved at `path` stopped.
+
+    `path` holds weights (see load_weights) and that run's history.jsonl; the
+    history is copied and the step counter and wall time go on from its last
+    line. Returns the step.
+    """
+    if self.latest_checkpoint:
+      raise TrainingError(f"{self.train_dir} already has checkpoints; it "
+                          "resumes from them")
+    with open(os.path.join(path, "history.jsonl")) as f:
+      lines = f.read().splitlines()
+    last = json.loads(lines[-1]) if lines else {"step": 0, "wall_time": 0.}
+    load_weights(self.model, path)
+    self.initial_step.assign(last["step"])
+    self.wall_time.assign(last["wall_time"])
+    if self.chief:
+      with open(os.path.join(self.train_dir, "history.jsonl"), "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+    return self.step
+
+  @property
+  def latest_checkpoint(self):
+    """The newest checkpoint of the run (the chief's), or None."""
+    return tf.train.latest_checkpoint(self.checkpoint_dir)
 
   def restore(self):
     """Resumes from the newest checkpoint; returns its step (0 if none)."""
-    latest = self.manager.latest_checkpoint
+    latest = self.latest_checkpoint
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       logging.info("resumed from %s at step %d", latest, self.step)
@@ -191,10 +248,15 @@ class Trainer:
 
   def save(self):
     path = self.manager.save(checkpoint_number=self.step)
-    logging.info("checkpoint %s", path)
+    if self.chief:
+      logging.info("checkpoint %s", path)
+    else:
+      tf.io.gfile.rmtree(self.scratch_dir)
     return path
 
   def _record(self, kind, values):
+    if not self.chief:
+      return
     with self.writer.as_default(step=self.step):
       for name, value in values.items():
         tf.summary.scalar(f"{kind}/{name}", value)
@@ -207,13 +269,15 @@ class Trainer:
   def validate(self, dataset):
     for metric in self.model.metrics:
       metric.reset_state()
-    test_step = self._test_step or tf.function(self.model.test_step)
-    self._test_step = test_step
+    if self._test_step is None:
+      self._test_step = tf.function(
+          lambda batch: self.strategy.run(self.model.test_step, args=(batch,)))
     for batch in dataset:
-      test_step(batch)
+      self._test_step(batch)
     values = {m.name: m.result().numpy() for m in self.model.metrics}
     self._record("validation", values)
-    print(f"validation step {self.step}: {_format(values)}", flush=True)
+    if self.chief:
+      print(f"validation step {self.step}: {_format(values)}", flush=True)
     return values
 
   def _handle_signal(self, signum, frame):
@@ -230,8 +294,14 @@ class Trainer:
                 for s in (signal.SIGTERM, signal.SIGINT)]
     # Built eagerly: Keras 2.14's Adam can fail to build its slots inside a
     # traced step for some tfc.SignalConv2D variables.
-    self.optimizer.build(self.model.trainable_variables)
-    train_step = tf.function(self.model.train_step)
+    with self.strategy.scope():
+      self.optimizer.build(self.model.trainable_variables)
+
+    @tf.function
+    def train_step(iterator):
+      self.strategy.run(self.model.train_step, args=(next(iterator),))
+      return {m.name: m.result() for m in self.model.metrics}
+
     iterator = iter(train_dataset)
     values = {}
     try:
@@ -239,25 +309,31 @@ class Trainer:
       tick, tick_step = time.time(), self.step
       while self.step < self.steps and self._stop_signal is None:
         began = time.time()
-        values = train_step(next(iterator))
+        values = train_step(iterator)
         self.wall_time.assign_add(time.time() - began)
         step = self.step
-        if step % self.log_every == 0 or step == self.steps:
-          values = {k: v.numpy() for k, v in values.items()}
+        logs = step % self.log_every == 0 or step == self.steps
+        saves = step % self.checkpoint_every == 0 or step == self.steps
+        if logs or saves or self._stop_signal is not None:
+          # The metrics average every step since the last log: a NaN in any
+          # of them stops the run before it can reach a checkpoint.
+          values = {k: float(v) for k, v in values.items()}
           if not all(math.isfinite(v) for v in values.values()):
             raise TrainingError(
-                f"non-finite loss at step {step} ({values}); the last good "
-                f"checkpoint is {self.manager.latest_checkpoint}")
+                f"non-finite loss at step {step} ({_format(values)}); the "
+                f"last good checkpoint is {self.latest_checkpoint}")
+        if logs:
           for metric in self.model.metrics:
             metric.reset_state()
           rate = (step - tick_step) / max(time.time() - tick, 1e-9)
           eta = (self.steps - step) / max(rate, 1e-9)
-          print(f"step {step}/{self.steps} {_format(values)} "
-                f"{rate:.3f} steps/s ETA {eta / 60:.1f} min", flush=True)
+          if self.chief:
+            print(f"step {step}/{self.steps} {_format(values)} "
+                  f"{rate:.3f} steps/s ETA {eta / 60:.1f} min", flush=True)
           values["learning_rate"] = self.schedule(step)
           self._record("train", values)
           tick, tick_step = time.time(), step
-        if step % self.checkpoint_every == 0 or step == self.steps:
+        if saves:
           self.save()
         if (validation_dataset is not None and self.validate_every and
             (step % self.validate_every == 0 or step == self.steps)):
@@ -270,5 +346,8 @@ class Trainer:
     if self._stop_signal is not None:
       raise TrainingError(f"stopped by signal {self._stop_signal} at step "
                           f"{self.step}; run again to resume")
-    save_weights(self.weights_of, os.path.join(self.train_dir, "weights"))
+    save_weights(self.weights_of, os.path.join(
+        self.scratch_dir or self.train_dir, "weights"))
+    if self.scratch_dir:
+      tf.io.gfile.rmtree(self.scratch_dir)
     return values

@@ -1,0 +1,93 @@
+"""Split deployment: the core-op SavedModel runs without tfc's ops, and the
+client's entropy coding reproduces the full codec's streams bit for bit."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import smooth_image
+from tfc_lic import client as client_lib
+from tfc_lic import codec as codec_lib
+from tfc_lic import export
+
+CORE_ONLY = """
+import sys, numpy as np, tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+call = lambda name, **kw: {k: v.numpy() for k, v in model.signatures[name](
+    **{n: tf.constant(x) for n, x in kw.items()}).items()}
+described = call("describe", format_version=np.int32(1))
+assert described["compatible"], described
+image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), np.uint8)
+for quantizer in (0, 1, 2):
+  out = call("analyze", image=image, quantizer=np.int32(quantizer),
+             rate=np.float32(1.), delta_index=np.int32(0))
+  assert out["k"].shape[1:3] == (3, 4), out["k"].shape
+  z_hat = np.round(out["z"] - described["side_quantization_offset"]) + (
+      described["side_quantization_offset"])
+  hyper = call("hyper_decode", z_hat=z_hat.astype(np.float32),
+               height=np.int32(40), width=np.int32(56))
+  decoded = call("synthesize", y_hat=hyper["loc"], quantizer=np.int32(quantizer),
+                 rate=np.float32(1.), height=np.int32(40), width=np.int32(56))
+  assert decoded["image"].shape == (40, 56, 3), decoded["image"].shape
+assert "tensorflow_compression" not in sys.modules
+print("ok")
+"""
+
+
+def run_without_tfc(path):
+  """Runs CORE_ONLY on a SavedModel in a process that never imports tfc."""
+  result = subprocess.run(
+      [sys.executable, "-c", CORE_ONLY, path], capture_output=True,
+      text=True, timeout=600,
+      env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == "ok"
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_codec, tmp_path_factory):
+  base = str(tmp_path_factory.mktemp("zoo"))
+  return export.export_codec(tiny_codec, base, "tiny", 1, metadata={},
+                             delta_indexes={"tcq8": -2})
+
+
+def test_core_saved_model_loads_and_runs_without_tfc(exported):
+  run_without_tfc(exported[1])
+
+
+@pytest.mark.parametrize("quantizer", codec_lib.QUANTIZERS)
+def test_client_streams_equal_full_codec_streams(exported, tiny_codec,
+                                                 quantizer):
+  client = client_lib.Client(client_lib.saved_model_transport(exported[1]))
+  image = smooth_image(72, 40, seed=3)
+  q = codec_lib.quantizer_id(quantizer)
+  delta_index = client.info["delta_indexes"][quantizer]
+  stream = client.compress(image, quantizer, rate=0.5)
+  expected = tiny_codec.compress(image, q, 0.5, delta_index).numpy()
+  assert stream == expected
+  decoded = client.decompress(stream)
+  assert np.array_equal(decoded, tiny_codec.decompress(stream).numpy())
+  assert decoded.shape == image.shape
+
+
+def test_client_decodes_full_saved_model_default_stream(exported):
+  full = tf.saved_model.load(exported[0])
+  image = smooth_image(33, 47, seed=4)
+  stream = full.signatures["compress"](image=tf.constant(image))["stream"]
+  client = client_lib.Client(client_lib.saved_model_transport(exported[1]))
+  assert client.compress(image) == stream.numpy()
+  assert np.array_equal(
+      client.decompress(stream.numpy()),
+      full.signatures["decompress"](stream=stream)["image"].numpy())
+
+
+def test_client_refuses_a_corrupt_stream(exported):
+  client = client_lib.Client(client_lib.saved_model_transport(exported[1]))
+  stream = bytearray(client.compress(smooth_image(32, 32)))
+  stream[len(stream) // 2] ^= 0x10
+  with pytest.raises(tf.errors.InvalidArgumentError, match="checksum"):
+    client.decompress(bytes(stream))
