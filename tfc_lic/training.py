@@ -306,6 +306,9 @@ class Trainer:
     values = {}
     try:
       start_step = self.step
+      if start_step == 0 and validation_dataset is not None and (
+          self.validate_every):
+        self.validate(validation_dataset)  # The baseline (e.g. of stage 2).
       tick, tick_step = time.time(), self.step
       while self.step < self.steps and self._stop_signal is None:
         began = time.time()
