@@ -27,16 +27,25 @@ test: install
 benchmark: install
 	$(PYTHON) -m pytest -q -m slow tests
 
-# The shipped zoo, one reproducible command per model: train (resumes), then
-# export the SavedModel and the float16 weights + history kept in checkpoints/.
+# The shipped zoo, one reproducible command per step: stage 1 (resumes, or
+# continues checkpoints/ on a fresh machine), stage 2 from it, then export:
+# stage-1 float16 weights + history to checkpoints/ (what training continues
+# from) and the stage-2 SavedModels (full + core) to saved_models/.
 RUNS ?= $(HOME)/runs
 TCQ_FLAGS ?= --tcq_lambda=0.25 --delta_indexes=usq=0,tcq4=0,tcq8=0
-.PHONY: train-mbt2018-mean-vr export-mbt2018-mean-vr
+.PHONY: train-mbt2018-mean-vr finetune-mbt2018-mean-vr export-mbt2018-mean-vr
 train-mbt2018-mean-vr: install
 	$(PYTHON) bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg \
 	    --train_dir=$(RUNS)/mbt2018-mean-vr \
 	    --continue_from=checkpoints/mbt2018-mean-vr
+finetune-mbt2018-mean-vr: install
+	$(PYTHON) bin/finetune.py --flagfile=configs/mbt2018-mean-vr-stage2.cfg \
+	    --run=$(RUNS)/mbt2018-mean-vr --train_dir=$(RUNS)/mbt2018-mean-vr-stage2
 export-mbt2018-mean-vr: install
 	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr \
+	    --compact_dir=checkpoints/mbt2018-mean-vr
+	cp $(RUNS)/mbt2018-mean-vr-stage2/history.jsonl \
+	    checkpoints/mbt2018-mean-vr/stage2-history.jsonl
+	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr-stage2 \
 	    --name=mbt2018-mean-vr --version=$(VERSION) --default_quantizer=usq \
-	    $(TCQ_FLAGS) --compact_dir=checkpoints/mbt2018-mean-vr
+	    $(TCQ_FLAGS)

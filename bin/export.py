@@ -20,7 +20,8 @@ from tfc_lic import training
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "Run directory (config.json + weights).")
-flags.DEFINE_string("name", None, "Model name (folder under --output_dir).")
+flags.DEFINE_string("name", None, "Model name (folder under --output_dir); "
+                    "without it only --compact_dir is written.")
 flags.DEFINE_integer("version", 1, "Model version (TF Serving subfolder).")
 flags.DEFINE_string("output_dir", cli.ZOO_DIR, "Base folder of the zoo.")
 flags.DEFINE_enum("default_quantizer", "usq", list(codec_lib.QUANTIZERS),
@@ -32,10 +33,9 @@ flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
 flags.DEFINE_string("compact_dir", None,
                     "Also write the float16 weights, config and training "
                     "history here (what the repo keeps so that training can "
-                    "continue on a fresh machine); the SavedModel is then "
-                    "exported from exactly those weights.")
+                    "continue on a fresh machine).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
-flags.mark_flags_as_required(["run", "name"])
+flags.mark_flags_as_required(["run"])
 
 
 def main(argv):
@@ -52,14 +52,18 @@ def main(argv):
     # training speed-up, and weights are stored in float32 either way.
     model = training.model_from_config(dict(config, precision="float32"))
     weights = training.load_weights(model, run)
+    # Exported weights are the float16 values that checkpoints/ keeps, so a
+    # SavedModel and its committed weights have the same model id.
+    training.round_to_float16(model)
     if FLAGS.compact_dir:
       os.makedirs(FLAGS.compact_dir, exist_ok=True)
-      compact = os.path.join(FLAGS.compact_dir, training.COMPACT_WEIGHTS)
-      training.save_compact_weights(model, compact)
-      training.load_weights(model, compact)
+      training.save_compact_weights(
+          model, os.path.join(FLAGS.compact_dir, training.COMPACT_WEIGHTS))
       for name in ("config.json", "history.jsonl"):
         if os.path.exists(os.path.join(run, name)):
           shutil.copy(os.path.join(run, name), FLAGS.compact_dir)
+    if not FLAGS.name:
+      return
     codec = codec_lib.ImageCodec(model, tcq_lambda=FLAGS.tcq_lambda)
     paths = export.export_codec(
         codec, FLAGS.output_dir, FLAGS.name, FLAGS.version,

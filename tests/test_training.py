@@ -119,3 +119,19 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
   assert latest.endswith(f"-{step - 1}") and latest in error
   assert np.all(np.isfinite(_weights(train_dir, latest)))
+
+
+def test_sigterm_checkpoints_and_exits(tmp_path):
+  train_dir = str(tmp_path / "run")
+  checkpoints = os.path.join(train_dir, "checkpoints")
+  process = _train(train_dir, "--steps=100000", "--checkpoint_every=1000",
+                   "--log_every=2", "--validate_every=0")
+  for line in process.stdout:
+    if line.startswith("step 4/"):
+      break
+  process.send_signal(signal.SIGTERM)
+  output, _ = process.communicate(timeout=120)
+  assert process.returncode == 1, output[-3000:]
+  assert "stopped by signal 15" in output.strip().splitlines()[-1]
+  step = int(tf.train.latest_checkpoint(checkpoints).rsplit("-", 1)[1])
+  assert step >= 4

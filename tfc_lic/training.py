@@ -110,6 +110,13 @@ def save_compact_weights(model, path):
     f.write(buffer.getvalue())
 
 
+def round_to_float16(model):
+  """Rounds every floating variable to the nearest float16 value, in place."""
+  for v in model.variables:
+    if v.dtype.is_floating:
+      v.assign(v.numpy().astype(np.float16).astype(v.dtype.as_numpy_dtype))
+
+
 def _load_compact_weights(model, path):
   with np.load(path) as arrays:
     values = [arrays[k] for k in sorted(arrays.files)]
@@ -275,6 +282,8 @@ class Trainer:
     for batch in dataset:
       self._test_step(batch)
     values = {m.name: m.result().numpy() for m in self.model.metrics}
+    for metric in self.model.metrics:  # Training logs start afresh.
+      metric.reset_state()
     self._record("validation", values)
     if self.chief:
       print(f"validation step {self.step}: {_format(values)}", flush=True)
