@@ -8,6 +8,7 @@ machine info) and <output_dir>/rd.png, and prints a table per codec and the
 BD-rate/BD-PSNR of every curve (reference curves included) against --anchor.
 """
 
+import json
 import os
 import sys
 
@@ -31,15 +32,19 @@ flags.DEFINE_multi_string("settings", [],
 flags.DEFINE_string("reference", None,
                     "JSON file of published RD curves to plot and compare "
                     "(e.g. results/reference/kodak.json).")
-flags.DEFINE_string("anchor", "webp",
-                    "Curve (codec or reference) that BD-rates are against.")
+flags.DEFINE_list("anchor", ["webp"],
+                  "Curves (codecs or references) that BD-rates are against; "
+                  "one table each.")
+flags.DEFINE_string("results", None,
+                    "Recompute the tables and plot from this rd.json instead "
+                    "of encoding (e.g. with other anchors).")
 flags.DEFINE_string("output_dir", None, "Where to write rd.json and rd.png.")
 flags.DEFINE_integer("max_images", None,
                      "Evaluate only the first N images (quick runs).",
                      lower_bound=1)
 flags.DEFINE_string("title", None, "Plot title (default: from --images).")
 flags.DEFINE_boolean("overwrite", False, "Replace existing outputs.")
-flags.mark_flags_as_required(["images", "output_dir"])
+flags.mark_flags_as_required(["output_dir"])
 
 
 def build_codecs(names):
@@ -97,37 +102,55 @@ def run():
   if existing and not FLAGS.overwrite:
     raise ValueError(f"refusing to overwrite {', '.join(existing)} (use "
                      f"--overwrite)")
-  codecs = build_codecs([n for n in FLAGS.codecs if n])
-  settings = parse_settings(FLAGS.settings, codecs)
   reference, reference_curves = {}, {}
   if FLAGS.reference:
     reference, reference_curves = evaluation.load_reference(FLAGS.reference)
-  if FLAGS.anchor not in codecs and FLAGS.anchor not in reference_curves:
-    raise ValueError(f"--anchor={FLAGS.anchor} is neither an evaluated codec "
-                     f"nor a reference curve")
-  images = evaluation.load_images(FLAGS.images)
-  if FLAGS.max_images:
-    images = dict(list(images.items())[:FLAGS.max_images])
+  if FLAGS.results:
+    with open(FLAGS.results) as f:
+      saved = json.load(f)
+    params = {n: c["params"] for n, c in saved["codecs"].items()}
+    results = {n: c["results"] for n, c in saved["codecs"].items()}
+    images = dict.fromkeys(saved["images"]["names"])
+    folder = saved["images"]["folder"]
+  else:
+    if not FLAGS.images:
+      raise ValueError("--images (or --results) is required")
+    codecs = build_codecs([n for n in FLAGS.codecs if n])
+    params = {n: getattr(c, "params", {}) for n, c in codecs.items()}
+    results = dict.fromkeys(codecs)
+    settings = parse_settings(FLAGS.settings, codecs)
+    folder = os.path.abspath(FLAGS.images)
+  for anchor in FLAGS.anchor:
+    if anchor not in results and anchor not in reference_curves:
+      raise ValueError(f"--anchor={anchor} is neither an evaluated codec nor "
+                       f"a reference curve")
+  if not FLAGS.results:
+    images = evaluation.load_images(FLAGS.images)
+    if FLAGS.max_images:
+      images = dict(list(images.items())[:FLAGS.max_images])
   os.makedirs(FLAGS.output_dir, exist_ok=True)
 
-  results = {}
-  for name, codec in codecs.items():
-    results[name] = evaluation.evaluate_codec(codec, images, settings.get(name))
+  for name in results:
+    if results[name] is None:
+      results[name] = evaluation.evaluate_codec(codecs[name], images,
+                                                settings.get(name))
     print(evaluation.format_rd_table(name, results[name]) + "\n", flush=True)
   curves = {name: evaluation.rd_curve(r) for name, r in results.items()}
-  bd_rows = evaluation.bd_table(dict(curves, **reference_curves), FLAGS.anchor)
-  print(evaluation.format_bd_table(bd_rows, FLAGS.anchor))
+  bd = {}
+  for anchor in FLAGS.anchor:
+    bd[anchor] = evaluation.bd_table(dict(curves, **reference_curves), anchor)
+    print(evaluation.format_bd_table(bd[anchor], anchor) + "\n")
 
   evaluation.write_results(json_path, dict(
       command=sys.argv,
-      images=dict(folder=os.path.abspath(FLAGS.images), names=list(images)),
-      codecs={name: dict(params=getattr(codecs[name], "params", {}),
-                         results=r) for name, r in results.items()},
+      images=dict(folder=folder, names=list(images)),
+      codecs={name: dict(params=params[name], results=r)
+              for name, r in results.items()},
       reference=dict(reference, path=FLAGS.reference) if reference else None,
       anchor=FLAGS.anchor,
-      bd=bd_rows,
+      bd=bd,
       library_versions=classic.library_versions()))
-  title = FLAGS.title or (f"{os.path.basename(os.path.normpath(FLAGS.images))}"
+  title = FLAGS.title or (f"{os.path.basename(os.path.normpath(folder))}"
                           f" ({len(images)} images)")
   evaluation.rd_plot(curves, plot_path, title, reference_curves)
   print(f"\nwrote {json_path} and {plot_path}")
