@@ -33,12 +33,16 @@ benchmark: install
 # from) and the stage-2 SavedModels (full + core) to saved_models/.
 RUNS ?= $(HOME)/runs
 TCQ_FLAGS ?= --tcq_lambda=0.25 --delta_indexes=usq=0,tcq4=0,tcq8=0
-.PHONY: train-mbt2018-mean-vr finetune-mbt2018-mean-vr export-mbt2018-mean-vr
+.PHONY: zoo-mbt2018-mean-vr train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
+    export-mbt2018-mean-vr
+zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
+    export-mbt2018-mean-vr
 train-mbt2018-mean-vr: install
 	$(PYTHON) bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg \
 	    --train_dir=$(RUNS)/mbt2018-mean-vr \
 	    --continue_from=checkpoints/mbt2018-mean-vr
-finetune-mbt2018-mean-vr: install
+finetune-mbt2018-mean-vr: install  # redone from scratch on the current stage 1
+	rm -rf $(RUNS)/mbt2018-mean-vr-stage2
 	$(PYTHON) bin/finetune.py --flagfile=configs/mbt2018-mean-vr-stage2.cfg \
 	    --run=$(RUNS)/mbt2018-mean-vr --train_dir=$(RUNS)/mbt2018-mean-vr-stage2
 export-mbt2018-mean-vr: install
