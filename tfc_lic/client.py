@@ -5,7 +5,8 @@ the transforms and the quantizer search. `Client` does the rest with tfc's
 range coder and produces the same container bytes as the full SavedModel's
 `compress`, and decodes any stream of that model:
 
-  client = Client(rest_transport("http://localhost:8501/v1/models/mbt2018-mean-vr-core"))
+  client = Client(rest_transport(
+      "http://localhost:8501/v1/models/mbt2018-mean-vr-core"))
   stream = client.compress(image)           # uint8 [H, W, 3] -> bytes
   image = client.decompress(stream)
 
@@ -63,7 +64,8 @@ def _decode_json_outputs(name, outputs):
 
 
 def rest_transport(model_url, timeout=60.):
-  """TF Serving REST: model_url is http://host:8501/v1/models/<name>[/versions/<v>]."""
+  """TF Serving's REST API; model_url is
+  http://host:8501/v1/models/<name>[/versions/<v>]."""
 
   def call(name, inputs):
     body = json.dumps({"signature_name": name, "inputs": {
