@@ -49,12 +49,9 @@ def main(argv):
       delta_indexes[name] = int(j)
     config = training.load_config(os.path.join(run, "config.json"))
     # Inference runs in float32 whatever the training precision: bf16 is a
-    # training speed-up, and weights are stored in float32 either way.
+    # training speed-up; weights are stored as float16 (export_model).
     model = training.model_from_config(dict(config, precision="float32"))
     weights = training.load_weights(model, run)
-    # Exported weights are the float16 values that checkpoints/ keeps, so a
-    # SavedModel and its committed weights have the same model id.
-    training.round_to_float16(model)
     if FLAGS.compact_dir:
       os.makedirs(FLAGS.compact_dir, exist_ok=True)
       training.save_compact_weights(
@@ -64,11 +61,11 @@ def main(argv):
           shutil.copy(os.path.join(run, name), FLAGS.compact_dir)
     if not FLAGS.name:
       return
-    codec = codec_lib.ImageCodec(model, tcq_lambda=FLAGS.tcq_lambda)
-    paths = export.export_codec(
-        codec, FLAGS.output_dir, FLAGS.name, FLAGS.version,
+    paths = export.export_model(
+        model, config, FLAGS.output_dir, FLAGS.name, FLAGS.version,
         metadata=dict(name=FLAGS.name, config=config,
                       weights=os.path.basename(weights)),
+        tcq_lambda=FLAGS.tcq_lambda,
         default_quantizer=FLAGS.default_quantizer,
         delta_indexes=delta_indexes,
         overwrite=FLAGS.overwrite)

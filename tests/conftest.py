@@ -18,14 +18,17 @@ def kodak_dir():
   return KODAK
 
 
+# An untrained mean-scale model small enough for fast graph tests.
+TINY_CONFIG = dict(architecture="mbt2018-mean", lmbdas=[0.01, 0.05],
+                   num_filters=16, latent_channels=24)
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
-  """An untrained mean-scale model small enough for fast graph tests."""
-  from tfc_lic import models  # pylint: disable=g-import-not-at-top
+  from tfc_lic import training  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.keras.utils.set_random_seed(1)
-  return models.create_model("mbt2018-mean", lmbdas=[0.01, 0.05],
-                             num_filters=16, latent_channels=24)
+  return training.model_from_config(TINY_CONFIG)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Split deployment: the core-op SavedModel runs without tfc's ops, and the
-client's entropy coding reproduces the full codec's streams bit for bit."""
+client's entropy coding reproduces the full codec's streams bit for bit;
+exports store float16 weights and match a float32 codec of the same values."""
 
 import os
 import subprocess
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import smooth_image
+from tests.conftest import TINY_CONFIG, smooth_image
 from tfc_lic import client as client_lib
 from tfc_lic import codec as codec_lib
 from tfc_lic import export
+from tfc_lic import training
 
 CORE_ONLY = """
 import sys, numpy as np, tensorflow as tf
@@ -49,10 +51,30 @@ def run_without_tfc(path):
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_codec, tmp_path_factory):
+def exported(tiny_model, tmp_path_factory):
   base = str(tmp_path_factory.mktemp("zoo"))
-  return export.export_codec(tiny_codec, base, "tiny", 1, metadata={},
-                             delta_indexes={"tcq8": -2})
+  return export.export_model(tiny_model, TINY_CONFIG, base, "tiny", 1,
+                             metadata={}, delta_indexes={"tcq8": -2})
+
+
+@pytest.fixture(scope="module")
+def rounded_codec(tiny_model):
+  """A float32 codec of tiny_model's weights rounded to float16."""
+  model = training.model_from_config(TINY_CONFIG)
+  for target, source in zip(model.variables, tiny_model.variables):
+    target.assign(source.numpy().astype(np.float16).astype(np.float32))
+  return codec_lib.ImageCodec(model)
+
+
+def test_saved_models_store_weights_as_float16(exported):
+  for path in exported:
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables",
+                                                   "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    sizes = {}
+    for name, dtype in reader.get_variable_to_dtype_map().items():
+      sizes[dtype] = sizes.get(dtype, 0) + int(np.prod(shapes[name]))
+    assert sizes.get(tf.float32, 0) < 0.01 * sizes[tf.float16], sizes
 
 
 def test_core_saved_model_loads_and_runs_without_tfc(exported):
@@ -60,17 +82,17 @@ def test_core_saved_model_loads_and_runs_without_tfc(exported):
 
 
 @pytest.mark.parametrize("quantizer", codec_lib.QUANTIZERS)
-def test_client_streams_equal_full_codec_streams(exported, tiny_codec,
+def test_client_streams_equal_full_codec_streams(exported, rounded_codec,
                                                  quantizer):
   client = client_lib.Client(client_lib.saved_model_transport(exported[1]))
   image = smooth_image(72, 40, seed=3)
   q = codec_lib.quantizer_id(quantizer)
   delta_index = client.info["delta_indexes"][quantizer]
   stream = client.compress(image, quantizer, rate=0.5)
-  expected = tiny_codec.compress(image, q, 0.5, delta_index).numpy()
+  expected = rounded_codec.compress(image, q, 0.5, delta_index).numpy()
   assert stream == expected
   decoded = client.decompress(stream)
-  assert np.array_equal(decoded, tiny_codec.decompress(stream).numpy())
+  assert np.array_equal(decoded, rounded_codec.decompress(stream).numpy())
   assert decoded.shape == image.shape
 
 

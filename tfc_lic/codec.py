@@ -39,7 +39,7 @@ def encoder_fingerprint(model):
   variables = [v for p in parts for v in p.trainable_variables] + [model.gain]
   for v in variables:
     digest.update(v.name.encode())
-    digest.update(np.ascontiguousarray(v.numpy()).tobytes())
+    digest.update(np.ascontiguousarray(v.numpy(), np.float32).tobytes())
   return int.from_bytes(digest.digest()[:4], "big")
 
 

@@ -9,20 +9,47 @@ These use tfc's range-coding ops: import tensorflow_compression before
 tf.saved_model.load. Beside it, <base>/<name>-core/<version>/ holds only core
 TF ops, for stock TF Serving (analyze, hyper_decode, synthesize, describe;
 tfc_lic.client does the entropy coding). `load` finds the newest version of a
-model directory.
+model directory. `export_model` exports a trained model with its weights
+stored as float16: half the size, same outputs.
 """
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 
+from keras.src.mixed_precision import autocast_variable
 import tensorflow as tf
 
 from tfc_lic import codec as codec_lib
 from tfc_lic import container
+from tfc_lic import training
 
 METADATA_FILE = "metadata.json"
+
+
+def _float16_creator(next_creator, **kwargs):
+  if (tf.as_dtype(kwargs.get("dtype") or tf.float32) != tf.float32 or
+      kwargs.get("trainable") is False):
+    return next_creator(**kwargs)
+  initial_value = kwargs["initial_value"]
+  kwargs.update(dtype=tf.float16, initial_value=lambda: tf.cast(
+      initial_value() if callable(initial_value) else initial_value,
+      tf.float16))
+  return autocast_variable.create_autocast_variable(next_creator(**kwargs))
+
+
+@contextlib.contextmanager
+def _float16_storage():
+  """Trainable float32 variables created inside are float16, read as float32.
+
+  Reads cast in the graph (a core op); uses the variable wrapper of Keras'
+  mixed precision.
+  """
+  with autocast_variable.enable_auto_cast_variables(tf.float32):
+    with tf.variable_creator_scope(_float16_creator):
+      yield
 
 
 class CodecModule(tf.Module):
@@ -188,6 +215,23 @@ def export_codec(codec, base_dir, name, version, metadata,
   }, metadata, os.path.join(base_dir, name + CORE_SUFFIX, str(int(version))),
                overwrite)
   return full, core
+
+
+def export_model(model, config, base_dir, name, version, metadata,
+                 tcq_lambda=None, **kwargs):
+  """export_codec for a trained model, its weights stored as float16.
+
+  `config` is the model's (training.model_from_config). Weights are rounded
+  to float16 as checkpoints/ keeps them (training.save_compact_weights), so
+  both have the same model id; outputs equal a float32 model holding the
+  rounded weights. Returns the paths (full, core-op).
+  """
+  with _float16_storage():
+    stored = training.model_from_config(dict(config, precision="float32"))
+    for target, source in zip(stored.variables, model.variables):
+      target.assign(source.numpy().astype(target.dtype.as_numpy_dtype))
+    codec = codec_lib.ImageCodec(stored, tcq_lambda=tcq_lambda)
+    return export_codec(codec, base_dir, name, version, metadata, **kwargs)
 
 
 def resolve(model_dir):

@@ -110,13 +110,6 @@ def save_compact_weights(model, path):
     f.write(buffer.getvalue())
 
 
-def round_to_float16(model):
-  """Rounds every floating variable to the nearest float16 value, in place."""
-  for v in model.variables:
-    if v.dtype.is_floating:
-      v.assign(v.numpy().astype(np.float16).astype(v.dtype.as_numpy_dtype))
-
-
 def _load_compact_weights(model, path):
   with np.load(path) as arrays:
     values = [arrays[k] for k in sorted(arrays.files)]
