@@ -178,7 +178,7 @@ def test_decoding_is_identical_across_processes_and_threads(name, tmp_path):
 
 # Measured once per exported version: `compress` (default quantizer and rate)
 # on testdata/kodim23.png -> (bpp, PSNR dB). Update when re-exporting.
-EXPECTED = {"mbt2018-mean-vr": (0.9113, 32.91)}
+EXPECTED = {"mbt2018-mean-vr": (0.7995, 34.63)}
 
 
 @pytest.mark.parametrize("name", MODELS)
