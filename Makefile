@@ -37,10 +37,13 @@ TCQ_FLAGS ?= --tcq_lambda=0.25 --delta_indexes=usq=0,tcq4=0,tcq8=0
     export-mbt2018-mean-vr
 zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
     export-mbt2018-mean-vr
+# STAGE1_FLAGS="--steps=6800 --decay_start=0.9265" anneals the learning rate
+# into a milestone (how v3 ended); without it the run follows the config.
+STAGE1_FLAGS ?=
 train-mbt2018-mean-vr: install
 	$(PYTHON) bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg \
 	    --train_dir=$(RUNS)/mbt2018-mean-vr \
-	    --continue_from=checkpoints/mbt2018-mean-vr
+	    --continue_from=checkpoints/mbt2018-mean-vr $(STAGE1_FLAGS)
 finetune-mbt2018-mean-vr: install  # redone from scratch on the current stage 1
 	rm -rf $(RUNS)/mbt2018-mean-vr-stage2
 	$(PYTHON) bin/finetune.py --flagfile=configs/mbt2018-mean-vr-stage2.cfg \
