@@ -30,14 +30,13 @@ METADATA_FILE = "metadata.json"
 
 
 def _float16_creator(next_creator, **kwargs):
-  if (tf.as_dtype(kwargs.get("dtype") or tf.float32) != tf.float32 or
-      kwargs.get("trainable") is False):
-    return next_creator(**kwargs)
-  initial_value = kwargs["initial_value"]
-  kwargs.update(dtype=tf.float16, initial_value=lambda: tf.cast(
-      initial_value() if callable(initial_value) else initial_value,
-      tf.float16))
-  return autocast_variable.create_autocast_variable(next_creator(**kwargs))
+  value = kwargs["initial_value"]
+  value = tf.convert_to_tensor(value() if callable(value) else value,
+                               kwargs.get("dtype"))
+  if value.dtype != tf.float32 or kwargs.get("trainable") is False:
+    return next_creator(**dict(kwargs, initial_value=value))
+  return autocast_variable.create_autocast_variable(next_creator(**dict(
+      kwargs, initial_value=tf.cast(value, tf.float16), dtype=tf.float16)))
 
 
 @contextlib.contextmanager
