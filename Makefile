@@ -34,7 +34,7 @@ benchmark: install
 RUNS ?= $(HOME)/runs
 TCQ_FLAGS ?= --tcq_lambda=0.25 --delta_indexes=usq=0,tcq4=0,tcq8=0
 .PHONY: zoo-mbt2018-mean-vr train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
-    export-mbt2018-mean-vr
+    milestone-mbt2018-mean-vr export-mbt2018-mean-vr
 zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
     export-mbt2018-mean-vr
 # STAGE1_FLAGS="--steps=6800 --decay_start=0.9265" anneals the learning rate
@@ -43,12 +43,17 @@ STAGE1_FLAGS ?=
 train-mbt2018-mean-vr: install
 	$(PYTHON) bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg \
 	    --train_dir=$(RUNS)/mbt2018-mean-vr \
-	    --continue_from=checkpoints/mbt2018-mean-vr $(STAGE1_FLAGS)
+	    --continue_from=checkpoints/mbt2018-mean-vr-stage1 $(STAGE1_FLAGS)
+# Commit-sized stage-1 weights + history of the run, ahead of the zoo: where
+# training continues on a machine without the run directory.
+milestone-mbt2018-mean-vr: install
+	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr \
+	    --compact_dir=checkpoints/mbt2018-mean-vr-stage1
 finetune-mbt2018-mean-vr: install  # redone from scratch on the current stage 1
 	rm -rf $(RUNS)/mbt2018-mean-vr-stage2
 	$(PYTHON) bin/finetune.py --flagfile=configs/mbt2018-mean-vr-stage2.cfg \
 	    --run=$(RUNS)/mbt2018-mean-vr --train_dir=$(RUNS)/mbt2018-mean-vr-stage2
-export-mbt2018-mean-vr: install
+export-mbt2018-mean-vr: install milestone-mbt2018-mean-vr
 	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr \
 	    --compact_dir=checkpoints/mbt2018-mean-vr
 	cp $(RUNS)/mbt2018-mean-vr-stage2/history.jsonl \

@@ -6,6 +6,9 @@ The stream's header names its quantizer, rate and step; decoding a stream of
 another model, or a corrupt one, fails with a one-line error.
 """
 
+# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
+from tfc_lic import onednn  # pylint: disable=unused-import
+
 import time
 
 from absl import app

@@ -7,6 +7,9 @@ and <output_dir>/<name>-core/<version> (core ops only, for stock TF Serving).
       --version=1
 """
 
+# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
+from tfc_lic import onednn  # pylint: disable=unused-import
+
 import os
 import shutil
 

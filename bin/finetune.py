@@ -8,6 +8,9 @@ The result is a run directory like stage 1's; bin/export.py exports it, and
 its codec decodes streams of the stage-1 model (same model id).
 """
 
+# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
+from tfc_lic import onednn  # pylint: disable=unused-import
+
 import os
 import sys
 
@@ -18,6 +21,7 @@ from tfc_lic import cli
 from tfc_lic import codec as codec_lib
 from tfc_lic import data
 from tfc_lic import finetuning
+from tfc_lic import precision
 from tfc_lic import training
 
 FLAGS = flags.FLAGS
@@ -28,8 +32,8 @@ flags.DEFINE_list("quantizers", ["usq", "tcq8"],
 flags.DEFINE_list("delta_indexes", [],
                   "Step index per quantizer, 'name=j' (default 0).")
 flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
-flags.DEFINE_enum("precision", "bfloat16", ["float32", "bfloat16"],
-                  "Compute precision of the synthesis while training.")
+cli.define_precision_flag("Compute precision of the synthesis while "
+                          "training.")
 cli.define_training_flags(steps=2000, decay_start=0.5, checkpoint_every=250,
                           log_every=25, validate_every=500)
 flags.mark_flags_as_required(["run", "train_dir", "dataset"])
@@ -46,7 +50,7 @@ def main(argv):
     delta_indexes = {k: int(v) for k, v in (
         d.split("=") for d in FLAGS.delta_indexes)}
     stage1 = training.load_config(os.path.join(run, "config.json"))
-    config = dict(stage1, precision=FLAGS.precision,
+    config = dict(stage1, precision=precision.resolve(FLAGS.precision),
                   finetuned_quantizers=list(FLAGS.quantizers))
     training.init_run_dir(train_dir, config)
     with strategy.scope():

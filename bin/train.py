@@ -6,6 +6,9 @@ Running the same command again resumes from the newest checkpoint in
 --train_dir. See tfc_lic/training.py for the layout of a run directory.
 """
 
+# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
+from tfc_lic import onednn  # pylint: disable=unused-import
+
 import os
 import sys
 
@@ -14,6 +17,7 @@ from absl import flags
 
 from tfc_lic import cli
 from tfc_lic import data
+from tfc_lic import precision
 from tfc_lic import training
 
 FLAGS = flags.FLAGS
@@ -25,9 +29,8 @@ flags.DEFINE_list("lmbdas", ["0.0067"],
                   "more than one trains a variable-rate model.")
 flags.DEFINE_integer("num_filters", 128, "Channels N of the transforms.")
 flags.DEFINE_integer("latent_channels", 192, "Channels M of the latents.")
-flags.DEFINE_enum("precision", "bfloat16", ["float32", "bfloat16"],
-                  "Compute precision of the transforms (entropy models are "
-                  "always float32).")
+cli.define_precision_flag("Compute precision of the transforms (entropy "
+                          "models are always float32).")
 cli.define_training_flags(steps=100000, decay_start=0.8,
                           checkpoint_every=500, log_every=50,
                           validate_every=1000)
@@ -50,7 +53,7 @@ def model_config():
               lmbdas=[float(l) for l in FLAGS.lmbdas],
               num_filters=FLAGS.num_filters,
               latent_channels=FLAGS.latent_channels,
-              precision=FLAGS.precision)
+              precision=precision.resolve(FLAGS.precision))
 
 
 def main(argv):

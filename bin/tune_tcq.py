@@ -8,6 +8,9 @@ real streams, PSNR of the decoded image) and its BD-rate against USQ (Δ = 1),
 then prints the table and the best setting.
 """
 
+# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
+from tfc_lic import onednn  # pylint: disable=unused-import
+
 import itertools
 import json
 import os

@@ -135,3 +135,26 @@ def test_sigterm_checkpoints_and_exits(tmp_path):
   assert "stopped by signal 15" in output.strip().splitlines()[-1]
   step = int(tf.train.latest_checkpoint(checkpoints).rsplit("-", 1)[1])
   assert step >= 4
+
+
+def test_run_resumes_in_another_precision(tmp_path):
+  """A run begun in bf16 (its config says so) carries on in float32, as on a
+  machine without native bf16; another model config is refused."""
+  train_dir = str(tmp_path / "run")
+  first = _train(train_dir, "--steps=2", "--validate_every=0")
+  output, _ = first.communicate(timeout=300)
+  assert first.returncode == 0, output
+  path = os.path.join(train_dir, "config.json")
+  config = dict(training.load_config(path), precision="bfloat16")
+  with open(path, "w") as f:
+    json.dump(config, f)
+  second = _train(train_dir, "--steps=4", "--precision=float32",
+                  "--validate_every=0")
+  output, _ = second.communicate(timeout=300)
+  assert second.returncode == 0, output
+  assert tf.train.latest_checkpoint(
+      os.path.join(train_dir, "checkpoints")).endswith("-4")
+  other = _train(train_dir, "--steps=6", "--lmbdas=0.02",
+                 "--validate_every=0")
+  output, _ = other.communicate(timeout=300)
+  assert other.returncode != 0 and "different model config" in output

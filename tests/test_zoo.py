@@ -161,19 +161,33 @@ for q in (0, 1, 2):
 """
 
 
+@pytest.mark.parametrize("onednn", ["1", "0"])
 @pytest.mark.parametrize("name", MODELS)
-def test_decoding_is_identical_across_processes_and_threads(name, tmp_path):
-  """A stream encoded with 1 thread decodes identically with 2 threads."""
+def test_decoding_is_identical_across_processes_and_threads(name, onednn,
+                                                             tmp_path):
+  """A stream encoded with 1 thread decodes the same with 2 threads.
+
+  With oneDNN (TF's default on AVX512 CPUs; TF_ENABLE_ONEDNN_OPTS=1, which
+  the binaries set, elsewhere) pixel for pixel. Without it, TF's Eigen
+  convolutions sum in a thread-dependent order: the latents still decode
+  identically (a desynchronised entropy decoder would garble the image), the
+  synthesis may round a few pixels the other way.
+  """
   path = export.resolve(os.path.join(ZOO, name))
   image = os.path.join(TESTDATA, "kodim23.png")
   for threads, mode in ((1, "encode"), (2, "decode")):
     result = subprocess.run(
         [sys.executable, "-c", CROSS_PROCESS, path, image, str(threads),
-         str(tmp_path), mode], capture_output=True, text=True, timeout=600)
+         str(tmp_path), mode], capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn))
     assert result.returncode == 0, result.stderr[-3000:]
   for q in range(3):
-    np.testing.assert_array_equal(np.load(tmp_path / f"{q}-1.npy"),
-                                  np.load(tmp_path / f"{q}-2.npy"))
+    one, two = (np.load(tmp_path / f"{q}-{t}.npy").astype(int) for t in (1, 2))
+    if onednn == "1":
+      np.testing.assert_array_equal(one, two)
+    else:
+      assert np.abs(one - two).max() <= 1
+      assert np.mean(one != two) < 1e-4, np.mean(one != two)
 
 
 # Measured once per exported version: `compress` (default quantizer and rate)

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfc_lic import distribute
 from tfc_lic import image_io
+from tfc_lic import precision
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO_DIR = os.path.join(REPO_ROOT, "saved_models")
@@ -55,6 +56,13 @@ def one_line_errors():
     sys.exit(f"error: {stream_error(e)}")
   except OSError as e:
     sys.exit(f"error: {e.strerror}: {e.filename}")
+
+
+def define_precision_flag(help_text):
+  """--precision: "auto" (bf16 where the hardware has it), float32, bfloat16."""
+  flags.DEFINE_enum("precision", "auto", list(precision.CHOICES),
+                    help_text + ' "auto" takes bfloat16 only where the '
+                    "CPU/GPU computes it natively.")
 
 
 def define_training_flags(steps, decay_start, checkpoint_every, log_every,

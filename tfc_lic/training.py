@@ -72,13 +72,21 @@ def load_config(path):
     return json.load(f)
 
 
+def _without_precision(config):
+  return {k: v for k, v in config.items() if k != "precision"}
+
+
 def init_run_dir(train_dir, config):
-  """Creates a run directory with config.json, or checks that it matches."""
+  """Creates a run directory with config.json, or checks that it matches.
+
+  The compute precision is not part of the match: a run started in bf16
+  resumes in float32 on a machine without native bf16, and vice versa.
+  """
   os.makedirs(train_dir, exist_ok=True)
   path = os.path.join(train_dir, "config.json")
   if os.path.exists(path):
     saved = load_config(path)
-    if saved != config:
+    if _without_precision(saved) != _without_precision(config):
       raise ValueError(f"{train_dir} holds a run with a different model "
                        f"config ({saved}); use another train_dir")
   else:
