@@ -35,7 +35,7 @@ flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
 cli.define_precision_flag("Compute precision of the synthesis while "
                           "training.")
 cli.define_training_flags(steps=2000, decay_start=0.5, checkpoint_every=250,
-                          log_every=25, validate_every=500)
+                          log_every=25, validate_every=500, average_decay=0.)
 flags.mark_flags_as_required(["run", "train_dir", "dataset"])
 
 
@@ -65,7 +65,8 @@ def main(argv):
         decay_start=FLAGS.decay_start,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
         validate_every=FLAGS.validate_every, clip_norm=FLAGS.clip_norm,
-        weights_of=model, strategy=strategy)
+        average_decay=FLAGS.average_decay, weights_of=model,
+        strategy=strategy)
     train_data, validation_data = data.train_and_validation(
         FLAGS.dataset, FLAGS.validation, FLAGS.patch_size, FLAGS.batch_size,
         FLAGS.validation_patch_size, FLAGS.seed, strategy)

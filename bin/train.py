@@ -33,7 +33,7 @@ cli.define_precision_flag("Compute precision of the transforms (entropy "
                           "models are always float32).")
 cli.define_training_flags(steps=100000, decay_start=0.8,
                           checkpoint_every=500, log_every=50,
-                          validate_every=1000)
+                          validate_every=1000, average_decay=0.999)
 flags.DEFINE_string("init_from", None,
                     "Warm start: weights of another run or export (only when "
                     "--train_dir has no checkpoint yet).")
@@ -71,7 +71,7 @@ def main(argv):
         learning_rate=FLAGS.learning_rate, decay_start=FLAGS.decay_start,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
         validate_every=FLAGS.validate_every, clip_norm=FLAGS.clip_norm,
-        strategy=strategy)
+        average_decay=FLAGS.average_decay, strategy=strategy)
     if not trainer.latest_checkpoint:
       if FLAGS.continue_from:
         step = trainer.continue_from(FLAGS.continue_from)

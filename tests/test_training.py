@@ -160,3 +160,73 @@ def test_run_resumes_in_another_precision(tmp_path):
                  "--validate_every=0")
   output, _ = other.communicate(timeout=300)
   assert other.returncode != 0 and "different model config" in output
+
+
+def _tiny_trainer(train_dir, steps, average_decay):
+  tf.keras.utils.set_random_seed(0)
+  model = models.create_model("mbt2018-mean", lmbdas=[0.01, 0.05],
+                              num_filters=16, latent_channels=24)
+  return training.Trainer(model, train_dir, steps, learning_rate=1e-2,
+                          checkpoint_every=1, log_every=1, validate_every=2,
+                          average_decay=average_decay)
+
+
+def _tiny_crops():
+  images = np.stack([smooth_image(64, 64, seed=i) for i in range(4)])
+  return tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(2)
+
+
+def _values(variables):
+  return [v.numpy().copy() for v in variables]
+
+
+def test_weight_averages_follow_the_ramped_moving_average(tmp_path):
+  """Each checkpoint's averages are decay·previous + (1 - decay)·weights,
+  weights/ and export read the averages, and validation reports both."""
+  train_dir = str(tmp_path / "run")
+  trainer = _tiny_trainer(train_dir, 3, average_decay=0.2)
+  start = _values(trainer.model.trainable_variables)
+  trainer.fit(_tiny_crops().repeat(), _tiny_crops())
+  history = [json.loads(l) for l in open(
+      os.path.join(train_dir, "history.jsonl"))]
+  kinds = [(l["kind"], l["step"]) for l in history if l["kind"] != "train"]
+  assert kinds == [("validation", 0), ("validation", 2),
+                   ("validation_average", 2),
+                   ("validation", 3), ("validation_average", 3)]
+  assert history[-1]["loss"] != history[-2]["loss"]
+
+  previous = start
+  for step in (1, 2, 3):
+    trainer.checkpoint.read(os.path.join(
+        train_dir, "checkpoints", f"ckpt-{step}")).assert_consumed()
+    weights, averages = (_values(trainer.model.trainable_variables),
+                         _values(trainer.averages))
+    decay = min(0.2, (1 + step) / (10 + step))
+    for p, w, a in zip(previous, weights, averages):
+      np.testing.assert_allclose(a, decay * p + (1 - decay) * w, rtol=1e-5,
+                                 atol=1e-6)
+    assert any(not np.array_equal(w, a) for w, a in zip(weights, averages))
+    previous = averages
+
+  shipped = models.create_model("mbt2018-mean", lmbdas=[0.01, 0.05],
+                                num_filters=16, latent_channels=24)
+  assert training.load_weights(shipped, train_dir).endswith("weights")
+  for v, a in zip(shipped.trainable_variables, previous):
+    np.testing.assert_array_equal(v.numpy(), a)
+
+
+def test_checkpoint_without_averages_resumes_with_averaging(tmp_path):
+  """A run checkpointed before averaging existed resumes; its averages start
+  from the restored weights, not from a fresh initialisation."""
+  train_dir = str(tmp_path / "run")
+  _tiny_trainer(train_dir, 2, average_decay=None).fit(_tiny_crops().repeat())
+  trainer = _tiny_trainer(train_dir, 2, average_decay=0.999)
+  assert trainer.restore() == 2
+  restored = _values(trainer.model.trainable_variables)
+  for w, a in zip(restored, _values(trainer.averages)):
+    np.testing.assert_array_equal(w, a)
+  trainer.steps = 3
+  trainer.fit(_tiny_crops().repeat())
+  for w, a in zip(restored, _values(trainer.averages)):
+    # One step of decay 2/11 from the restored weights: far from random init.
+    assert np.max(np.abs(w - a)) < 0.1

@@ -66,7 +66,7 @@ def define_precision_flag(help_text):
 
 
 def define_training_flags(steps, decay_start, checkpoint_every, log_every,
-                          validate_every):
+                          validate_every, average_decay):
   """Defines the data, schedule and bookkeeping flags of train/finetune."""
   flags.DEFINE_string("dataset", None,
                       "Training images: a tfds name, or local folders/globs "
@@ -84,6 +84,10 @@ def define_training_flags(steps, decay_start, checkpoint_every, log_every,
                      "1.0); guards against loss spikes.")
   flags.DEFINE_float("decay_start", decay_start,
                      "Fraction of --steps after which the rate decays 10x.")
+  flags.DEFINE_float("average_decay", average_decay,
+                     "Keep a moving average of the weights with this decay "
+                     "(0: off); validation reports it too and the run's "
+                     "weights/ (what export and stage 2 read) hold it.")
   flags.DEFINE_integer("checkpoint_every", checkpoint_every,
                        "Steps between checkpoints.")
   flags.DEFINE_integer("log_every", log_every, "Steps between progress lines.")

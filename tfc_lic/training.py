@@ -5,7 +5,9 @@ A run lives in one directory:
   checkpoints/    model + optimizer + step + wall time (tf.train.CheckpointManager)
   logs/           TensorBoard scalars
   history.jsonl   one line per log/validation event (kept with shipped models)
-  weights/        compact final weights, no optimizer state (tf.train.Checkpoint)
+  weights/        the weights to ship, no optimizer state (tf.train.Checkpoint):
+                  the averaged weights when averaging is on; rewritten with
+                  every checkpoint, so exports of a stopped run are current
 
 Running the same command again resumes from the newest checkpoint with the
 same step counter and optimizer state. SIGTERM/SIGINT write a checkpoint
@@ -13,8 +15,15 @@ before exiting; after SIGKILL at most the steps since the last one are lost.
 On a machine without the run directory, `Trainer.continue_from` carries on
 from committed compact weights and history: the step counter, wall time and
 history go on, the optimizer state starts afresh.
+
+With `average_decay`, the trainer also keeps an exponential moving average of
+the trainable weights (Polyak averaging). At a constant learning rate the
+weights wander in a noise ball; their average sits nearer its centre, which
+is what annealing the rate buys, without giving up the high rate. Validation
+reports both; weights/ (what exports and stage 2 read) holds the average.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -166,6 +175,23 @@ def save_weights(model, directory):
   return prefix
 
 
+def _has_averages(prefix):
+  """Whether a training checkpoint holds averaged weights."""
+  return any(name.startswith("averages/")
+             for name, _ in tf.train.list_variables(prefix))
+
+
+def average_decay_at(decay, iteration):
+  """The averaging decay after `iteration` optimizer steps of this run.
+
+  Ramped up as (1 + t) / (10 + t) (tf.train.ExponentialMovingAverage's
+  num_updates rule), so that a short or restarted run averages over about its
+  last tenth instead of dragging in its starting point.
+  """
+  t = tf.cast(iteration, tf.float32)
+  return tf.minimum(tf.cast(decay, tf.float32), (1. + t) / (10. + t))
+
+
 def _format(values):
   """'loss 1.2345 bpp 0.4567 psnr 30.12' from a metrics dict."""
   return " ".join(f"{k} {float(v):.4f}" for k, v in values.items())
@@ -177,7 +203,7 @@ class Trainer:
   def __init__(self, model, train_dir, steps, learning_rate=1e-4,
                decay_start=0.8, checkpoint_every=500, log_every=50,
                validate_every=1000, max_checkpoints=3, weights_of=None,
-               clip_norm=None, strategy=None):
+               clip_norm=None, average_decay=None, strategy=None):
     # `model` must have been built in `strategy.scope()`.
     self.strategy = strategy or tf.distribute.get_strategy()
     self.chief = distribute.is_chief(self.strategy)
@@ -199,9 +225,18 @@ class Trainer:
           global_clipnorm=clip_norm)
       model.compile(optimizer=self.optimizer)
       self.wall_time = tf.Variable(0., dtype=tf.float64, trainable=False)
-    self.checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=self.optimizer, wall_time=self.wall_time,
-        initial_step=self.initial_step)
+      # Moving averages of model.trainable_variables, in that order.
+      self.average_decay = average_decay
+      self.averages = [tf.Variable(v, trainable=False)
+                       for v in model.trainable_variables] if (
+                           average_decay) else []
+    objects = dict(model=model, optimizer=self.optimizer,
+                   wall_time=self.wall_time, initial_step=self.initial_step)
+    # Restores checkpoints written before averaging was turned on.
+    self._checkpoint_without_averages = tf.train.Checkpoint(**objects)
+    self.checkpoint = (tf.train.Checkpoint(averages=self.averages, **objects)
+                       if self.averages else
+                       self._checkpoint_without_averages)
     # Every worker of a cluster saves (saving reads synchronised variables
     # collectively); only the chief's copy is kept.
     self.checkpoint_dir = os.path.join(train_dir, "checkpoints")
@@ -247,15 +282,53 @@ class Trainer:
     return tf.train.latest_checkpoint(self.checkpoint_dir)
 
   def restore(self):
-    """Resumes from the newest checkpoint; returns its step (0 if none)."""
+    """Resumes from the newest checkpoint; returns its step (0 if none).
+
+    Averages start from the current weights where the checkpoint has none (a
+    new run, or one trained before averaging was on).
+    """
     latest = self.latest_checkpoint
-    if latest:
+    if latest and self.averages and not _has_averages(latest):
+      self._checkpoint_without_averages.restore(
+          latest).assert_existing_objects_matched()
+    elif latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
+    if latest:
       logging.info("resumed from %s at step %d", latest, self.step)
+    if self.averages and not (latest and _has_averages(latest)):
+      for average, variable in zip(self.averages,
+                                   self.model.trainable_variables):
+        average.assign(variable)
     return self.step
 
+  def _update_averages(self):
+    """One averaging step (cross-replica context, after the optimizer's)."""
+    decay = average_decay_at(self.average_decay, self.optimizer.iterations)
+    for average, variable in zip(self.averages, self.model.trainable_variables):
+      average.assign_sub((1. - decay) * (average - variable))
+
+  @contextlib.contextmanager
+  def averaged(self):
+    """Swaps the averaged weights into the model for the `with` block."""
+    if not self.averages:
+      yield
+      return
+    variables = self.model.trainable_variables
+    current = [tf.identity(v) for v in variables]
+    for variable, average in zip(variables, self.averages):
+      variable.assign(average)
+    try:
+      yield
+    finally:
+      for variable, value in zip(variables, current):
+        variable.assign(value)
+
   def save(self):
+    """Writes a checkpoint and the weights to ship (see the module doc)."""
     path = self.manager.save(checkpoint_number=self.step)
+    with self.averaged():
+      save_weights(self.weights_of, os.path.join(
+          self.scratch_dir or self.train_dir, "weights"))
     if self.chief:
       logging.info("checkpoint %s", path)
     else:
@@ -274,7 +347,7 @@ class Trainer:
     with open(os.path.join(self.train_dir, "history.jsonl"), "a") as f:
       f.write(json.dumps(line) + "\n")
 
-  def validate(self, dataset):
+  def _evaluate(self, dataset):
     for metric in self.model.metrics:
       metric.reset_state()
     if self._test_step is None:
@@ -285,9 +358,20 @@ class Trainer:
     values = {m.name: m.result().numpy() for m in self.model.metrics}
     for metric in self.model.metrics:  # Training logs start afresh.
       metric.reset_state()
-    self._record("validation", values)
-    if self.chief:
-      print(f"validation step {self.step}: {_format(values)}", flush=True)
+    return values
+
+  def validate(self, dataset):
+    """Validates the weights, and their average ("validation_average") once
+    this run has averaged a step."""
+    averaged = self.averages and self.optimizer.iterations.numpy() > 0
+    kinds = ["validation"] + (["validation_average"] if averaged else [])
+    for kind in kinds:
+      with (self.averaged() if kind == "validation_average" else
+            contextlib.nullcontext()):
+        values = self._evaluate(dataset)
+      self._record(kind, values)
+      if self.chief:
+        print(f"{kind} step {self.step}: {_format(values)}", flush=True)
     return values
 
   def _handle_signal(self, signum, frame):
@@ -310,6 +394,8 @@ class Trainer:
     @tf.function
     def train_step(iterator):
       self.strategy.run(self.model.train_step, args=(next(iterator),))
+      if self.averages:
+        self._update_averages()
       return {m.name: m.result() for m in self.model.metrics}
 
     iterator = iter(train_dataset)
@@ -359,8 +445,4 @@ class Trainer:
     if self._stop_signal is not None:
       raise TrainingError(f"stopped by signal {self._stop_signal} at step "
                           f"{self.step}; run again to resume")
-    save_weights(self.weights_of, os.path.join(
-        self.scratch_dir or self.train_dir, "weights"))
-    if self.scratch_dir:
-      tf.io.gfile.rmtree(self.scratch_dir)
     return values
