@@ -5,6 +5,9 @@ and <output_dir>/<name>-core/<version> (core ops only, for stock TF Serving).
 
   python bin/export.py --run=~/runs/mbt2018-mean-vr --name=mbt2018-mean-vr \
       --version=1
+
+--saved_model instead of --run exports a shipped model's weights again, e.g.
+as a new version after a change to the codec graph.
 """
 
 # Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
@@ -23,6 +26,9 @@ from tfc_lic import training
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "Run directory (config.json + weights).")
+flags.DEFINE_string("saved_model", None,
+                    "Instead of --run: a codec SavedModel (e.g. "
+                    "saved_models/<name>/<version>) whose weights to export.")
 flags.DEFINE_string("name", None, "Model name (folder under --output_dir); "
                     "without it only --compact_dir is written.")
 flags.DEFINE_integer("version", 1, "Model version (TF Serving subfolder).")
@@ -38,23 +44,30 @@ flags.DEFINE_string("compact_dir", None,
                     "history here (what the repo keeps so that training can "
                     "continue on a fresh machine).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
-flags.mark_flags_as_required(["run"])
+flags.mark_flags_as_mutual_exclusive(["run", "saved_model"], required=True)
 
 
 def main(argv):
   del argv
   with cli.one_line_errors():
-    run = os.path.expanduser(FLAGS.run)
     delta_indexes = {q: 0 for q in codec_lib.QUANTIZERS}
     for item in FLAGS.delta_indexes:
       name, _, j = item.partition("=")
       codec_lib.quantizer_id(name)
       delta_indexes[name] = int(j)
-    config = training.load_config(os.path.join(run, "config.json"))
-    # Inference runs in float32 whatever the training precision: bf16 is a
-    # training speed-up; weights are stored as float16 (export_model).
-    model = training.model_from_config(dict(config, precision="float32"))
-    weights = training.load_weights(model, run)
+    if FLAGS.saved_model:
+      if FLAGS.compact_dir:
+        raise ValueError("--compact_dir needs --run (a run's history)")
+      path = export.resolve(os.path.expanduser(FLAGS.saved_model))
+      model, config = export.model_from_saved_model(path)
+      weights = os.path.join(*path.split(os.sep)[-2:])
+    else:
+      run = os.path.expanduser(FLAGS.run)
+      config = training.load_config(os.path.join(run, "config.json"))
+      # Inference runs in float32 whatever the training precision: bf16 is
+      # a training speed-up; weights are stored as float16 (export_model).
+      model = training.model_from_config(dict(config, precision="float32"))
+      weights = os.path.basename(training.load_weights(model, run))
     if FLAGS.compact_dir:
       os.makedirs(FLAGS.compact_dir, exist_ok=True)
       training.save_compact_weights(
@@ -66,8 +79,7 @@ def main(argv):
       return
     paths = export.export_model(
         model, config, FLAGS.output_dir, FLAGS.name, FLAGS.version,
-        metadata=dict(name=FLAGS.name, config=config,
-                      weights=os.path.basename(weights)),
+        metadata=dict(name=FLAGS.name, weights=weights),
         tcq_lambda=FLAGS.tcq_lambda,
         default_quantizer=FLAGS.default_quantizer,
         delta_indexes=delta_indexes,

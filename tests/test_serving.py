@@ -113,3 +113,33 @@ def test_client_refuses_a_corrupt_stream(exported):
   stream[len(stream) // 2] ^= 0x10
   with pytest.raises(tf.errors.InvalidArgumentError, match="checksum"):
     client.decompress(bytes(stream))
+
+
+def test_version_folders_follow_the_umask(exported):
+  """Not mkdtemp's private 0700: TF Serving may run as another user."""
+  umask = os.umask(0)
+  os.umask(umask)
+  for path in exported:
+    assert os.stat(path).st_mode & 0o777 == 0o777 & ~umask, oct(
+        os.stat(path).st_mode)
+
+
+def test_saved_model_exports_again_with_the_same_weights(exported,
+                                                         tiny_model,
+                                                         tmp_path):
+  """model_from_saved_model gives back the exported (float16) weights, and
+  exporting them again writes the same model id and variables file."""
+  model, config = export.model_from_saved_model(exported[0])
+  assert config == TINY_CONFIG
+  for restored, source in zip(model.variables, tiny_model.variables):
+    np.testing.assert_array_equal(
+        restored.numpy(), source.numpy().astype(np.float16).astype(np.float32))
+  again = export.export_model(model, config, str(tmp_path), "tiny", 2,
+                              metadata={}, delta_indexes={"tcq8": -2})
+  data = os.path.join("variables", "variables.data-00000-of-00001")
+  for first, second in zip(exported, again):
+    with open(os.path.join(first, data), "rb") as a, open(
+        os.path.join(second, data), "rb") as b:
+      assert a.read() == b.read()
+  ids = [export.load(p).info["model_id"] for p in (exported[0], again[0])]
+  assert ids[0] == ids[1]

@@ -84,7 +84,8 @@ class Transforms(tf.Module):
     """Images [B, H, W, 3] -> y, z, z_hat and the hyperprior's loc, scale."""
     y, z = self.model.analyze(x, rate)
     z_hat = self.side_model.quantize(z)
-    loc, scale_index = self.model.hyper_decode(z_hat, tf.shape(y)[1:3])
+    loc, scale_index = self.model.hyper_decode(
+        z_hat, tf.shape(y)[1:3], exact=True)
     return dict(y=y, z=z, z_hat=z_hat, loc=loc, scale_index=scale_index)
 
   def quantize(self, latents, quantizer, delta_index):
@@ -107,7 +108,8 @@ class Transforms(tf.Module):
 
   def hyper_decode(self, z_hat, height, width):
     """Decoded z [1, h, w, C] -> (loc, scale_index) for the image's y."""
-    return self.model.hyper_decode(z_hat, latent_shape(height, width))
+    return self.model.hyper_decode(z_hat, latent_shape(height, width),
+                                   exact=True)
 
   def synthesize(self, y_hat, quantizer, rate, height, width):
     """y_hat -> uint8 image with the synthesis finetuned for its quantizer."""

@@ -10,7 +10,9 @@ tf.saved_model.load. Beside it, <base>/<name>-core/<version>/ holds only core
 TF ops, for stock TF Serving (analyze, hyper_decode, synthesize, describe;
 tfc_lic.client does the entropy coding). `load` finds the newest version of a
 model directory. `export_model` exports a trained model with its weights
-stored as float16: half the size, same outputs.
+stored as float16: half the size, same outputs. `model_from_saved_model`
+rebuilds the trained model from a SavedModel, so that a shipped model can be
+exported again with a newer codec graph.
 """
 
 import contextlib
@@ -172,6 +174,11 @@ def _save(module, signatures, metadata, path, overwrite):
     os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
     with open(os.path.join(staging, "assets", METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=1)
+    # mkdtemp's folder is private (0700); a server running as another user
+    # must be able to read the version folder.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     if os.path.exists(path):
       shutil.rmtree(path)
     os.replace(staging, path)
@@ -220,7 +227,8 @@ def export_model(model, config, base_dir, name, version, metadata,
                  tcq_lambda=None, **kwargs):
   """export_codec for a trained model, its weights stored as float16.
 
-  `config` is the model's (training.model_from_config). Weights are rounded
+  `config` is the model's (training.model_from_config; the metadata keeps
+  it for model_from_saved_model). Weights are rounded
   to float16 as checkpoints/ keeps them (training.save_compact_weights), so
   both have the same model id; outputs equal a float32 model holding the
   rounded weights. Returns the paths (full, core-op).
@@ -230,7 +238,8 @@ def export_model(model, config, base_dir, name, version, metadata,
     for target, source in zip(stored.variables, model.variables):
       target.assign(source.numpy().astype(target.dtype.as_numpy_dtype))
     codec = codec_lib.ImageCodec(stored, tcq_lambda=tcq_lambda)
-    return export_codec(codec, base_dir, name, version, metadata, **kwargs)
+    return export_codec(codec, base_dir, name, version,
+                        dict(metadata, config=config), **kwargs)
 
 
 def resolve(model_dir):
@@ -252,3 +261,21 @@ def load(model_dir):
   with open(os.path.join(path, "assets", METADATA_FILE)) as f:
     loaded.info = json.load(f)
   return loaded
+
+
+def model_from_saved_model(model_dir):
+  """(model, config) of a codec SavedModel: the Keras model it was exported
+  from, config from its metadata and weights from its variables."""
+  path = resolve(model_dir)
+  with open(os.path.join(path, "assets", METADATA_FILE)) as f:
+    config = json.load(f)["config"]
+  model = training.model_from_config(dict(config, precision="float32"))
+  reader = tf.train.load_checkpoint(os.path.join(path, "variables",
+                                                 "variables"))
+  for i, variable in enumerate(model.variables):
+    value = reader.get_tensor(
+        f"codec/transforms/model_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE")
+    if value.shape != tuple(variable.shape):
+      raise ValueError(f"{path} does not fit its own config ({config})")
+    variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+  return model, config

@@ -97,8 +97,8 @@ class HyperpriorModel(tf.keras.Model):
   def make_hyper_synthesis(self):
     raise NotImplementedError
 
-  def entropy_parameters(self, z_hat):
-    """Returns (loc, scale_index) of y from the decoded hyper-latents."""
+  def entropy_parameters(self, params):
+    """(loc, scale_index) of y from the hyper-synthesis output."""
     raise NotImplementedError
 
   def hyper_input(self, y):
@@ -155,9 +155,15 @@ class HyperpriorModel(tf.keras.Model):
     z = tf.cast(self.hyper_analysis_transform(self.hyper_input(y)), tf.float32)
     return y, z
 
-  def hyper_decode(self, z_hat, y_shape):
-    """Decoded z -> (loc, scale_index) cropped to the latent shape."""
-    loc, scale_index = self.entropy_parameters(z_hat)
+  def hyper_decode(self, z_hat, y_shape, exact=False):
+    """Decoded z -> (loc, scale_index) cropped to the latent shape.
+
+    `exact` is the codec's path: the hyper-synthesis runs in float64 so that
+    every machine picks the same coding tables (see HyperSynthesisTransform).
+    """
+    synthesis = self.hyper_synthesis_transform
+    params = synthesis.call_float64(z_hat) if exact else synthesis(z_hat)
+    loc, scale_index = self.entropy_parameters(tf.cast(params, tf.float32))
     crop = lambda t: t[:, :y_shape[0], :y_shape[1], :]
     return crop(loc), crop(scale_index)
 
@@ -250,9 +256,8 @@ class ScaleHyperprior(HyperpriorModel):
   def hyper_input(self, y):
     return tf.abs(y)
 
-  def entropy_parameters(self, z_hat):
-    scale_index = tf.cast(self.hyper_synthesis_transform(z_hat), tf.float32)
-    return tf.zeros_like(scale_index), scale_index
+  def entropy_parameters(self, params):
+    return tf.zeros_like(params), params
 
 
 class MeanScaleHyperprior(HyperpriorModel):
@@ -269,8 +274,7 @@ class MeanScaleHyperprior(HyperpriorModel):
   def hyper_input(self, y):
     return y
 
-  def entropy_parameters(self, z_hat):
-    params = tf.cast(self.hyper_synthesis_transform(z_hat), tf.float32)
+  def entropy_parameters(self, params):
     loc, scale_index = tf.split(params, 2, axis=-1)
     return loc, scale_index
 

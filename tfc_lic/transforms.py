@@ -70,7 +70,15 @@ class HyperAnalysisTransform(tf.keras.Sequential):
 
 
 class HyperSynthesisTransform(tf.keras.Sequential):
-  """h_s: hyper-latents -> entropy parameters of y (`out_channels` of them)."""
+  """h_s: hyper-latents -> entropy parameters of y (`out_channels` of them).
+
+  `call_float64` is its codec path: the scale indexes it produces pick the
+  range coder's tables, so encoder and decoder must agree on them exactly.
+  float32 kernels of different CPUs and TF builds (oneDNN or Eigen, thread
+  counts) sum in different orders and differ by ~1e-4 here, enough to round
+  a few indexes per image the other way and desynchronise the decoder; in
+  float64 they differ by ~1e-13.
+  """
 
   def __init__(self, num_filters, hidden_filters, out_channels,
                activation=tf.nn.relu, dtype=None):
@@ -80,3 +88,35 @@ class HyperSynthesisTransform(tf.keras.Sequential):
     self.add(_conv(hidden_filters, 5, "layer_1", up=2, activation=activation,
                    dtype=dtype))
     self.add(_conv(out_channels, 3, "layer_2", dtype=dtype))
+
+  def call_float64(self, z_hat):
+    """The transform's output computed in float64, layer by layer."""
+    x = tf.cast(z_hat, tf.float64)
+    for layer in self.layers:
+      if isinstance(layer, tf.keras.layers.Conv2DTranspose):
+        shape = tf.shape(x)
+        x = tf.nn.conv2d_transpose(
+            x, tf.cast(layer.kernel, tf.float64),
+            tf.stack([shape[0], shape[1] * layer.strides[0],
+                      shape[2] * layer.strides[1], layer.filters]),
+            layer.strides, padding="SAME")
+        bias = layer.bias
+      elif (isinstance(layer, tfc.SignalConv2D) and layer.corr and
+            layer.strides_down == (1, 1) and layer.padding == "same_zeros"):
+        x = tf.nn.conv2d(x, _float64(layer.kernel_parameter), 1, "SAME")
+        bias = layer.bias_parameter
+      else:
+        raise TypeError(f"no float64 path for layer {layer.name}")
+      if layer.use_bias:
+        x = tf.nn.bias_add(x, _float64(bias))
+      if layer.activation is not None:
+        x = layer.activation(x)
+    return x
+
+
+def _float64(parameter):
+  """A tfc layer parameter as float64 (an RDFT kernel's inverse transform is
+  itself computed in float64)."""
+  if isinstance(parameter, tfc.RDFTParameter):
+    return parameter(tf.float64)
+  return tf.cast(parameter, tf.float64)
