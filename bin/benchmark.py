@@ -43,6 +43,9 @@ flags.DEFINE_string("images", None, "Test images for --what=codec.")
 flags.DEFINE_integer("max_images", 4, "Images for --what=codec.")
 flags.DEFINE_integer("repeats", 3, "Timed repeats per image (median).")
 flags.DEFINE_string("model", "mbt2018-mean-vr", "Codec SavedModel (zoo name).")
+flags.DEFINE_list("also_models", [],
+                  "More codec SavedModels (zoo names or paths) for "
+                  "--what=codec, measured in the same run as --model.")
 flags.DEFINE_string("output_dir", "results/benchmarks", "Where to write.")
 flags.DEFINE_integer("warmup_steps", 3, "Steps before timing starts.")
 flags.DEFINE_integer("steps", 8, "Timed steps per variant.")
@@ -175,7 +178,8 @@ def codec_speed():
   from tfc_lic import learned_codec  # pylint: disable=g-import-not-at-top
   images = list(evaluation.load_images(FLAGS.images).values())
   images = images[:FLAGS.max_images]
-  codecs = [(learned_codec.LearnedCodec(f"{FLAGS.model}:{q}"), (3., None))
+  codecs = [(learned_codec.LearnedCodec(f"{model}:{q}"), (3., None))
+            for model in [FLAGS.model] + FLAGS.also_models
             for q in ("usq", "tcq4", "tcq8")]
   available, _ = classic.available_codecs()
   codecs += [(c, c.settings[len(c.settings) // 2]) for c in available.values()]
@@ -191,7 +195,7 @@ def codec_speed():
     rows.append(dict(name=codec.name, setting=str(setting),
                      encode_ms=1000 * float(np.mean(encode)),
                      decode_ms=1000 * float(np.mean(decode))))
-    print(f"{codec.name:28s} encode {rows[-1]['encode_ms']:8.1f} ms  "
+    print(f"{codec.name:40s} encode {rows[-1]['encode_ms']:8.1f} ms  "
           f"decode {rows[-1]['decode_ms']:8.1f} ms", flush=True)
   return rows
 
