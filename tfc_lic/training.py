@@ -372,7 +372,6 @@ class Trainer:
       self._record(kind, values)
       if self.chief:
         print(f"{kind} step {self.step}: {_format(values)}", flush=True)
-    return values
 
   def _handle_signal(self, signum, frame):
     del frame
