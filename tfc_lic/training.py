@@ -288,14 +288,13 @@ class Trainer:
     new run, or one trained before averaging was on).
     """
     latest = self.latest_checkpoint
-    if latest and self.averages and not _has_averages(latest):
-      self._checkpoint_without_averages.restore(
-          latest).assert_existing_objects_matched()
-    elif latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+    averaged = bool(latest) and _has_averages(latest)
     if latest:
+      checkpoint = (self.checkpoint if averaged or not self.averages else
+                    self._checkpoint_without_averages)
+      checkpoint.restore(latest).assert_existing_objects_matched()
       logging.info("resumed from %s at step %d", latest, self.step)
-    if self.averages and not (latest and _has_averages(latest)):
+    if self.averages and not averaged:
       for average, variable in zip(self.averages,
                                    self.model.trainable_variables):
         average.assign(variable)
