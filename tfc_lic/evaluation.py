@@ -7,6 +7,7 @@ measured by the same code, from the real length of their bit streams.
 """
 
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 # Packages (module: name) whose version goes into the results when this
 # process uses them.
+# Imported module -> its distribution (tfc has no __version__; pip knows it).
 _VERSIONED_MODULES = {
     "numpy": "numpy", "scipy": "scipy", "tensorflow": "tensorflow",
     "tensorflow_compression": "tensorflow-compression", "PIL": "Pillow",
@@ -230,7 +232,10 @@ def environment():
   versions = {"python": platform.python_version()}
   for module, name in _VERSIONED_MODULES.items():
     if module in sys.modules:
-      versions[name] = getattr(sys.modules[module], "__version__", "unknown")
+      try:
+        versions[name] = importlib.metadata.version(name)
+      except importlib.metadata.PackageNotFoundError:
+        versions[name] = getattr(sys.modules[module], "__version__", "unknown")
   return dict(
       versions=versions,
       machine=dict(platform=platform.platform(), processor=platform.processor(),
