@@ -184,7 +184,7 @@ class ImageCodec(tf.Module):
     packed = self.coder.encode(
         out["z"], out["k"], out["table"], quantizer, delta_index, rate,
         tf.shape(image)[0], tf.shape(image)[1])
-    _, z_bits = self.side_entropy_model(out["z"], training=False)
+    _, z_bits = self.model.side_entropy_model()(out["z"], training=False)
     y_bits = tf.reduce_sum(self.tables.bits(out["table"], out["k"]))
     return dict(container=packed, y_hat=out["y_hat"], k=out["k"],
                 y_bits=y_bits, z_bits=z_bits[0], y=out["y"])
