@@ -66,15 +66,15 @@ def _losses(train_dir):
 
 
 def test_mirrored_two_cpus_follows_single_device_trajectory(tmp_path):
-  runs = {"default": [], "mirrored": ["--cpu_devices=2"]}
+  flags = {"default": [], "mirrored": ["--cpu_devices=2"]}
+  runs = {strategy: _train(f"--train_dir={tmp_path / strategy}", "--steps=6",
+                           "--log_every=1", f"--strategy={strategy}", *extra)
+          for strategy, extra in flags.items()}  # Side by side: independent.
   losses = {}
-  for strategy, flags in runs.items():
-    train_dir = str(tmp_path / strategy)
-    run = _train(f"--train_dir={train_dir}", "--steps=6", "--log_every=1",
-                 f"--strategy={strategy}", *flags)
+  for strategy, run in runs.items():
     output = run.communicate(timeout=600)[0]
     assert run.returncode == 0, output[-3000:]
-    losses[strategy] = _losses(train_dir)
+    losses[strategy] = _losses(str(tmp_path / strategy))
   assert len(losses["default"]) == 6
   # Each replica must see its half of the same global batch, gradients must
   # be aggregated and the metrics averaged over replicas; steps differ by 30 %

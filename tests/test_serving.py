@@ -124,22 +124,13 @@ def test_version_folders_follow_the_umask(exported):
         os.stat(path).st_mode)
 
 
-def test_saved_model_exports_again_with_the_same_weights(exported,
-                                                         tiny_model,
-                                                         tmp_path):
-  """model_from_saved_model gives back the exported (float16) weights, and
-  exporting them again writes the same model id and variables file."""
+def test_saved_model_gives_back_the_exported_model(exported, tiny_model):
+  """model_from_saved_model restores the exported (float16) weights and the
+  config, so that exporting it again keeps the model id (streams decode)."""
   model, config = export.model_from_saved_model(exported[0])
   assert config == TINY_CONFIG
   for restored, source in zip(model.variables, tiny_model.variables):
     np.testing.assert_array_equal(
         restored.numpy(), source.numpy().astype(np.float16).astype(np.float32))
-  again = export.export_model(model, config, str(tmp_path), "tiny", 2,
-                              metadata={}, delta_indexes={"tcq8": -2})
-  data = os.path.join("variables", "variables.data-00000-of-00001")
-  for first, second in zip(exported, again):
-    with open(os.path.join(first, data), "rb") as a, open(
-        os.path.join(second, data), "rb") as b:
-      assert a.read() == b.read()
-  ids = [export.load(p).info["model_id"] for p in (exported[0], again[0])]
-  assert ids[0] == ids[1]
+  assert int(codec_lib.encoder_fingerprint(model)) == export.load(
+      exported[0]).info["model_id"]

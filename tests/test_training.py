@@ -2,12 +2,14 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO, smooth_image
@@ -81,30 +83,48 @@ def test_sigkill_then_resume_continues(tmp_path):
   assert 0 < np.max(np.abs(after - before)) < 5e-3
 
 
-def test_continue_from_compact_weights_carries_on_steps_and_history(tmp_path):
-  first, second = str(tmp_path / "first"), str(tmp_path / "second")
-  done = _train(first, "--steps=4", "--log_every=2", "--validate_every=0")
+@pytest.fixture(scope="module")
+def four_steps(tmp_path_factory):
+  """A finished 4-step run (logged every 2 steps); tests copy, not change it."""
+  train_dir = str(tmp_path_factory.mktemp("four_steps") / "run")
+  done = _train(train_dir, "--steps=4", "--log_every=2", "--validate_every=0")
   output, _ = done.communicate(timeout=300)
   assert done.returncode == 0, output
+  return train_dir
+
+
+def test_continue_from_compact_weights_then_sigterm(four_steps, tmp_path):
+  """A run continued from compact weights carries on their steps and history;
+  SIGTERM then checkpoints the step it stopped at and exits with status 1."""
+  second = str(tmp_path / "second")
   compact = tmp_path / "compact"
   compact.mkdir()
   model = training.model_from_config(
-      training.load_config(os.path.join(first, "config.json")))
-  training.load_weights(model, first)
+      training.load_config(os.path.join(four_steps, "config.json")))
+  training.load_weights(model, four_steps)
   training.save_compact_weights(model, str(compact / training.COMPACT_WEIGHTS))
-  history = open(os.path.join(first, "history.jsonl")).read()
+  history = open(os.path.join(four_steps, "history.jsonl")).read()
   (compact / "history.jsonl").write_text(history)
 
-  run = _train(second, "--steps=6", "--log_every=2", "--validate_every=0",
+  run = _train(second, "--steps=100000", "--log_every=1",
+               "--checkpoint_every=1000", "--validate_every=0",
                f"--continue_from={compact}")
-  output, _ = run.communicate(timeout=300)
-  assert run.returncode == 0, output
+  lines = []
+  for line in run.stdout:
+    lines.append(line)
+    if line.startswith("step 6/"):
+      break
+  run.send_signal(signal.SIGTERM)
+  output = "".join(lines) + run.communicate(timeout=120)[0]
+  assert run.returncode == 1, output[-3000:]
+  assert "stopped by signal 15" in output.strip().splitlines()[-1]
   assert "continuing" in output and "at step 4" in output
+  stopped = int(tf.train.latest_checkpoint(
+      os.path.join(second, "checkpoints")).rsplit("-", 1)[1])
+  assert stopped >= 6
   lines = [json.loads(l) for l in open(os.path.join(second, "history.jsonl"))]
-  assert [l["step"] for l in lines] == [2, 4, 6]
+  assert [l["step"] for l in lines] == [2, 4] + list(range(5, stopped + 1))
   assert lines[-1]["wall_time"] > lines[1]["wall_time"]
-  assert tf.train.latest_checkpoint(
-      os.path.join(second, "checkpoints")).endswith("-6")
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -123,40 +143,22 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   assert np.all(np.isfinite(_weights(train_dir, latest)))
 
 
-def test_sigterm_checkpoints_and_exits(tmp_path):
-  train_dir = str(tmp_path / "run")
-  checkpoints = os.path.join(train_dir, "checkpoints")
-  process = _train(train_dir, "--steps=100000", "--checkpoint_every=1000",
-                   "--log_every=2", "--validate_every=0")
-  for line in process.stdout:
-    if line.startswith("step 4/"):
-      break
-  process.send_signal(signal.SIGTERM)
-  output, _ = process.communicate(timeout=120)
-  assert process.returncode == 1, output[-3000:]
-  assert "stopped by signal 15" in output.strip().splitlines()[-1]
-  step = int(tf.train.latest_checkpoint(checkpoints).rsplit("-", 1)[1])
-  assert step >= 4
-
-
-def test_run_resumes_in_another_precision(tmp_path):
+def test_run_resumes_in_another_precision(four_steps, tmp_path):
   """A run begun in bf16 (its config says so) carries on in float32, as on a
   machine without native bf16; another model config is refused."""
   train_dir = str(tmp_path / "run")
-  first = _train(train_dir, "--steps=2", "--validate_every=0")
-  output, _ = first.communicate(timeout=300)
-  assert first.returncode == 0, output
+  shutil.copytree(four_steps, train_dir)
   path = os.path.join(train_dir, "config.json")
   config = dict(training.load_config(path), precision="bfloat16")
   with open(path, "w") as f:
     json.dump(config, f)
-  second = _train(train_dir, "--steps=4", "--precision=float32",
+  second = _train(train_dir, "--steps=6", "--precision=float32",
                   "--validate_every=0")
   output, _ = second.communicate(timeout=300)
   assert second.returncode == 0, output
   assert tf.train.latest_checkpoint(
-      os.path.join(train_dir, "checkpoints")).endswith("-4")
-  other = _train(train_dir, "--steps=6", "--lmbdas=0.02",
+      os.path.join(train_dir, "checkpoints")).endswith("-6")
+  other = _train(train_dir, "--steps=8", "--lmbdas=0.02",
                  "--validate_every=0")
   output, _ = other.communicate(timeout=300)
   assert other.returncode != 0 and "different model config" in output

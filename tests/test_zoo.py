@@ -162,11 +162,12 @@ for i, path in enumerate(sys.argv[2].split(",")):
 """
 
 
-def _encode_then_decode(name, images, rate, tmp_path, encoder, decoder):
-  """Encodes in one process, decodes in another; each process is a dict of
-  environment changes (and "threads"). Returns per stream the two images."""
+def _encode_then_decode(name, images, rate, tmp_path, encoder, decoders):
+  """Encodes in one process, decodes in others; each process is a dict of
+  environment changes (and "threads"). Returns, per decoder label, a list of
+  (image decoded by the encoder, image decoded by that decoder)."""
   path = export.resolve(os.path.join(ZOO, name))
-  for mode, settings in (("encode", encoder), ("decode", decoder)):
+  for mode, settings in (("encode", encoder), *decoders.items()):
     settings = dict(settings)
     threads = settings.pop("threads", 0)
     result = subprocess.run(
@@ -175,47 +176,35 @@ def _encode_then_decode(name, images, rate, tmp_path, encoder, decoder):
         capture_output=True, text=True, timeout=900,
         env=dict(os.environ, **settings))
     assert result.returncode == 0, result.stderr[-3000:]
-  return [[np.load(tmp_path / f"{i}-{q}-{mode}.npy").astype(int)
-           for mode in ("encode", "decode")]
-          for i in range(len(images)) for q in range(3)]
+  load = lambda i, q, mode: np.load(tmp_path / f"{i}-{q}-{mode}.npy").astype(
+      int)
+  return {label: [(load(i, q, "encode"), load(i, q, label))
+                  for i in range(len(images)) for q in range(3)]
+          for label in decoders}
 
 
-@pytest.mark.parametrize("onednn", ["1", "0"])
 @pytest.mark.parametrize("name", MODELS)
-def test_decoding_is_identical_across_processes_and_threads(name, onednn,
+def test_streams_decode_across_processes_threads_and_kernels(name, kodak_dir,
                                                              tmp_path):
-  """A stream encoded with 1 thread decodes the same with 2 threads.
+  """Encoded by one process (oneDNN, 1 thread), decoded by two others.
 
-  With oneDNN (TF's default on AVX512 CPUs; TF_ENABLE_ONEDNN_OPTS=1, which
-  the binaries set, elsewhere) pixel for pixel. Without it, TF's Eigen
-  convolutions sum in a thread-dependent order: the latents still decode
-  identically (a desynchronised entropy decoder would garble the image), the
-  synthesis may round a few pixels the other way.
+  With oneDNN (TF's default on AVX512 CPUs; the binaries set
+  TF_ENABLE_ONEDNN_OPTS=1 elsewhere) and 2 threads: pixel for pixel. With
+  Eigen's kernels, as on another machine or TF build: their float32 sums
+  differ by ~1e-4, and before the codec ran the hyper-synthesis in float64
+  that picked other coding tables for a few latents of both images, and
+  decoding failed. Now the latents decode identically (a desynchronised
+  entropy decoder would garble the image); Eigen's thread-dependent sums may
+  round a few synthesised pixels the other way.
   """
-  pairs = _encode_then_decode(
-      name, [os.path.join(TESTDATA, "kodim23.png")], 1.5, tmp_path,
-      dict(TF_ENABLE_ONEDNN_OPTS=onednn, threads=1),
-      dict(TF_ENABLE_ONEDNN_OPTS=onednn, threads=2))
-  for one, two in pairs:
-    if onednn == "1":
-      np.testing.assert_array_equal(one, two)
-    else:
-      assert np.abs(one - two).max() <= 1
-      assert np.mean(one != two) < 1e-4, np.mean(one != two)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_streams_decode_on_other_convolution_kernels(name, kodak_dir,
-                                                     tmp_path):
-  """Encoded with oneDNN's kernels, decoded with Eigen's, as between two
-  machines or TF builds. Their float32 sums differ by ~1e-4; before the
-  hyper-synthesis ran in float64 in the codec, that picked other coding
-  tables for a few latents of both of these images, and decoding failed."""
   images = [os.path.join(kodak_dir, f"kodim0{i}.png") for i in (1, 4)]
-  pairs = _encode_then_decode(name, images, 5., tmp_path,
-                              dict(TF_ENABLE_ONEDNN_OPTS="1"),
-                              dict(TF_ENABLE_ONEDNN_OPTS="0"))
-  for encoder_side, decoder_side in pairs:
+  decoded = _encode_then_decode(
+      name, images, 5., tmp_path, dict(TF_ENABLE_ONEDNN_OPTS="1", threads=1),
+      {"onednn": dict(TF_ENABLE_ONEDNN_OPTS="1", threads=2),
+       "eigen": dict(TF_ENABLE_ONEDNN_OPTS="0", threads=2)})
+  for encoder_side, decoder_side in decoded["onednn"]:
+    np.testing.assert_array_equal(encoder_side, decoder_side)
+  for encoder_side, decoder_side in decoded["eigen"]:
     assert np.abs(encoder_side - decoder_side).max() <= 1
     assert np.mean(encoder_side != decoder_side) < 1e-3
 
