@@ -122,9 +122,10 @@ def test_continue_from_compact_weights_then_sigterm(four_steps, tmp_path):
   stopped = int(tf.train.latest_checkpoint(
       os.path.join(second, "checkpoints")).rsplit("-", 1)[1])
   assert stopped >= 6
-  lines = [json.loads(l) for l in open(os.path.join(second, "history.jsonl"))]
-  assert [l["step"] for l in lines] == [2, 4] + list(range(5, stopped + 1))
-  assert lines[-1]["wall_time"] > lines[1]["wall_time"]
+  history = [json.loads(l) for l in open(
+      os.path.join(second, "history.jsonl"))]
+  assert [l["step"] for l in history] == [2, 4] + list(range(5, stopped + 1))
+  assert history[-1]["wall_time"] > history[1]["wall_time"]
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

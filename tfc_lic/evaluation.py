@@ -25,9 +25,9 @@ from tfc_lic import metrics
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
-# Packages (module: name) whose version goes into the results when this
-# process uses them.
-# Imported module -> its distribution (tfc has no __version__; pip knows it).
+# Packages (module: distribution name) whose version goes into the results
+# when this process uses them; read from the installed distribution, since
+# not every module has a __version__ (tfc has none).
 _VERSIONED_MODULES = {
     "numpy": "numpy", "scipy": "scipy", "tensorflow": "tensorflow",
     "tensorflow_compression": "tensorflow-compression", "PIL": "Pillow",
