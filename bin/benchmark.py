@@ -3,6 +3,7 @@
   python bin/benchmark.py --what=training --dataset=/path/to/training/images
   python bin/benchmark.py --what=codec --images=/path/to/kodak
   python bin/benchmark.py --what=memory --sizes=1024,2048,4096
+  python bin/benchmark.py --what=variable_rate --dataset=... --validation=...
 
 Training: each variant runs in its own process, one after the other, in one
 invocation (ratios measured side by side). The reference is the same
@@ -10,6 +11,10 @@ architecture written as in tfc's models/bmshj2018.py: float32,
 tfc.SignalConv2D for every layer (EXPLICIT padding), images decoded from file
 for every crop. Codec: median wall time of warm encodes/decodes per image for
 each quantizer of a SavedModel and each classic codec at one setting.
+Variable rate: one network trained on six λ against a network trained on
+one of them (λ=0.013), same seed, data and steps, both validated at that λ
+along the way: is one variable-rate model better than six single-rate models
+that share its compute (each with a sixth of the steps)?
 Writes <what>.json and .png under --output_dir.
 """
 
@@ -28,10 +33,12 @@ import numpy as np
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("what", "training",
-                  ["training", "codec", "precision", "memory"],
+                  ["training", "codec", "precision", "memory",
+                   "variable_rate"],
                   "What to measure: training speed, codec speed, the loss "
-                  "reached by fp32 vs bf16 training from one seed, or the "
-                  "codec's peak memory per image size.")
+                  "reached by fp32 vs bf16 training from one seed, the "
+                  "codec's peak memory per image size, or a variable-rate "
+                  "network against a single-rate one at equal steps.")
 flags.DEFINE_list("sizes", ["1024", "2048", "4096"],
                   "Square image sides for --what=memory.")
 flags.DEFINE_string("memory_image", "testdata/kodim23.png",
@@ -39,6 +46,10 @@ flags.DEFINE_string("memory_image", "testdata/kodim23.png",
 flags.DEFINE_string("memory_worker", None,
                     "Internal: 'encode|decode,side,stream path'.")
 flags.DEFINE_string("dataset", None, "Training images (folder or glob).")
+flags.DEFINE_string("validation", None,
+                    "Validation images for --what=variable_rate.")
+flags.DEFINE_integer("rate_steps", 1800,
+                     "Training steps per network for --what=variable_rate.")
 flags.DEFINE_string("images", None, "Test images for --what=codec.")
 flags.DEFINE_integer("max_images", 4, "Images for --what=codec.")
 flags.DEFINE_integer("repeats", 3, "Timed repeats per image (median).")
@@ -70,6 +81,15 @@ PRECISION_VARIANTS = [
     dict(name=f"{p}, N=64 M=96, 128px x 8, 600 steps", precision=p, patch=128,
          batch=8, num_filters=64, latent_channels=96, learning_rate=3e-4,
          train_steps=600) for p in ("float32", "bfloat16")]
+
+
+RATE_LMBDAS = [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
+RATE_PROBE = 0.013  # The λ both networks are validated at.
+RATE_VARIANTS = [
+    dict(name=f"{name}, N=64 M=96, 128px x 8", lmbdas=lmbdas, patch=128,
+         batch=8, num_filters=64, latent_channels=96, learning_rate=3e-4)
+    for name, lmbdas in (("variable rate (6 λ)", RATE_LMBDAS),
+                         (f"single rate (λ={RATE_PROBE})", [RATE_PROBE]))]
 
 
 def _reference_conv(filters, kernel, name, down=1, up=1, activation=None,
@@ -133,6 +153,107 @@ def run_worker(variant):
   return dict(variant, seconds_per_step=seconds,
               ms_per_step=1000 * seconds, steps_per_second=1 / seconds,
               megapixels_per_second=pixels / seconds / 1e6)
+
+
+def run_rate_worker(variant):
+  """Trains one network of RATE_VARIANTS; validates it at RATE_PROBE."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfc_lic import data  # pylint: disable=g-import-not-at-top
+  from tfc_lic import models  # pylint: disable=g-import-not-at-top
+  from tfc_lic import precision  # pylint: disable=g-import-not-at-top
+  tf.keras.utils.set_random_seed(0)
+  model = models.create_model(
+      "mbt2018-mean", lmbdas=variant["lmbdas"],
+      precision=precision.resolve("auto"),
+      num_filters=variant["num_filters"],
+      latent_channels=variant["latent_channels"])
+  model.compile(optimizer=tf.keras.optimizers.Adam(variant["learning_rate"]))
+  model.optimizer.build(model.trainable_variables)
+  step = tf.function(model.train_step)
+  iterator = iter(data.crops(FLAGS.dataset, variant["patch"],
+                             variant["batch"], seed=0))
+  validation = data.crops(FLAGS.validation, 256, 8, training=False)
+  rate = variant["lmbdas"].index(RATE_PROBE)
+
+  @tf.function
+  def evaluate(x):
+    return model(x, tf.fill([tf.shape(x)[0]], rate), training=False)
+
+  def validate():
+    _, bpp, mse = (np.concatenate(t) for t in zip(*(
+        [np.atleast_1d(v.numpy()) for v in evaluate(x)]
+        for x in validation)))
+    return dict(loss=float(np.mean(bpp + RATE_PROBE * mse)),
+                bpp=float(np.mean(bpp)),
+                psnr=float(np.mean(10 * np.log10(255 ** 2 / mse))))
+
+  # Validated every sixth of the run: a sixth is one single-rate model's
+  # share of the variable-rate network's compute.
+  share = FLAGS.rate_steps // len(RATE_LMBDAS)
+  points = []
+  start = time.perf_counter()
+  for i in range(1, FLAGS.rate_steps + 1):
+    step(next(iterator))
+    if i % share == 0:
+      points.append(dict(step=i, **validate()))
+  return dict(variant, points=points,
+              seconds=time.perf_counter() - start)
+
+
+def variable_rate(native_bf16):
+  """Runs RATE_VARIANTS one after the other; table, JSON and plot."""
+  rows = [_run_worker_process(v) for v in RATE_VARIANTS]
+  variable, single = rows
+  share = FLAGS.rate_steps // len(RATE_LMBDAS)
+  print(f"\nvalidation at λ={RATE_PROBE} (loss = bpp + λ·MSE)")
+  print(f"{'network':32s} {'steps':>6s} {'loss':>7s} {'bpp':>7s} {'PSNR':>6s}")
+  for row in rows:
+    for p in row["points"]:
+      print(f"{row['name'][:32]:32s} {p['step']:6d} {p['loss']:7.4f} "
+            f"{p['bpp']:7.4f} {p['psnr']:6.2f}")
+  final = variable["points"][-1]["loss"]
+  same_compute = next(p for p in single["points"] if p["step"] == share)
+  summary = dict(
+      variable_rate_loss=final,
+      single_rate_loss_same_compute=same_compute["loss"],
+      single_rate_loss_same_steps=single["points"][-1]["loss"])
+  print(f"\nvariable rate, {FLAGS.rate_steps} steps: {final:.4f}; single "
+        f"rate with a sixth of the steps ({share}): {same_compute['loss']:.4f}"
+        f"; with all of them: {summary['single_rate_loss_same_steps']:.4f}")
+  with open(os.path.join(FLAGS.output_dir, "variable_rate.json"), "w") as f:
+    json.dump(dict(rows=rows, summary=summary, probe_lmbda=RATE_PROBE,
+                   native_bf16=native_bf16, cpu_count=os.cpu_count(),
+                   date=time.strftime("%Y-%m-%d")), f, indent=1)
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+  fig = figure.Figure(figsize=(6, 4))
+  backend_agg.FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  for row in rows:
+    ax.plot([p["step"] for p in row["points"]],
+            [p["loss"] for p in row["points"]], "o-", label=row["name"])
+  ax.set_xlabel("training steps")
+  ax.set_ylabel(f"validation loss at λ={RATE_PROBE}")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(os.path.join(FLAGS.output_dir, "variable_rate.png"), dpi=120)
+
+
+def _run_worker_process(variant):
+  """Runs `variant` in a fresh process (own env); returns its RESULT."""
+  output = subprocess.run(
+      [sys.executable, __file__, f"--what={FLAGS.what}",
+       f"--dataset={FLAGS.dataset}", f"--validation={FLAGS.validation}",
+       f"--rate_steps={FLAGS.rate_steps}",
+       f"--warmup_steps={FLAGS.warmup_steps}", f"--steps={FLAGS.steps}",
+       "--worker=" + json.dumps(variant)],
+      capture_output=True, text=True, check=False,
+      env=_environment(variant.get("env", {})))
+  line = [l for l in output.stdout.splitlines() if l.startswith("RESULT ")]
+  if not line:
+    sys.exit(f"error: variant {variant['name']} failed:\n"
+             f"{output.stderr[-2000:]}")
+  return json.loads(line[0][len("RESULT "):])
 
 
 def _environment(changes):
@@ -276,7 +397,9 @@ def main(argv):
          ["encode_peak_gb", "decode_peak_gb"], "peak resident memory (GB)")
     return
   if FLAGS.worker:
-    print("RESULT " + json.dumps(run_worker(json.loads(FLAGS.worker))))
+    worker = (run_rate_worker if FLAGS.what == "variable_rate" else
+              run_worker)
+    print("RESULT " + json.dumps(worker(json.loads(FLAGS.worker))))
     return
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   if FLAGS.what == "codec":
@@ -292,25 +415,20 @@ def main(argv):
     return
   if not FLAGS.dataset:
     sys.exit("error: --dataset is required")
-  rows = []
-  variants = PRECISION_VARIANTS if FLAGS.what == "precision" else VARIANTS
   from tfc_lic import precision  # pylint: disable=g-import-not-at-top
   native_bf16 = precision.has_fast_bfloat16()
+  if FLAGS.what == "variable_rate":
+    if not FLAGS.validation:
+      sys.exit("error: --validation is required")
+    variable_rate(native_bf16)
+    return
+  rows = []
+  variants = PRECISION_VARIANTS if FLAGS.what == "precision" else VARIANTS
   for variant in variants:
     if variant["precision"] == "bfloat16" and not native_bf16:
       print(f"{variant['name']:40s} skipped: bf16 is emulated on this CPU")
       continue
-    output = subprocess.run(
-        [sys.executable, __file__, f"--dataset={FLAGS.dataset}",
-         f"--warmup_steps={FLAGS.warmup_steps}", f"--steps={FLAGS.steps}",
-         "--worker=" + json.dumps(variant)],
-        capture_output=True, text=True, check=False,
-        env=_environment(variant.get("env", {})))
-    line = [l for l in output.stdout.splitlines() if l.startswith("RESULT ")]
-    if not line:
-      sys.exit(f"error: variant {variant['name']} failed:\n"
-               f"{output.stderr[-2000:]}")
-    rows.append(json.loads(line[0][len("RESULT "):]))
+    rows.append(_run_worker_process(variant))
     print(f"{rows[-1]['name']:40s} {rows[-1]['ms_per_step']:8.0f} ms/step "
           f"{rows[-1]['megapixels_per_second']:6.3f} Mpx/s", flush=True)
   if FLAGS.what == "precision":
