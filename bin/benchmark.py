@@ -102,18 +102,13 @@ def _reference_conv(filters, kernel, name, down=1, up=1, activation=None,
       activation=activation, dtype=dtype)
 
 
-def run_worker(variant):
-  """Times training steps of one variant; returns its measurements."""
+def _seeded_model(variant, lmbdas, precision):
+  """A mean-scale model from seed 0 with its Adam built, for `variant`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfc_lic import data  # pylint: disable=g-import-not-at-top
   from tfc_lic import models  # pylint: disable=g-import-not-at-top
-  from tfc_lic import transforms  # pylint: disable=g-import-not-at-top
-  if variant.get("reference"):
-    transforms._conv = _reference_conv  # pylint: disable=protected-access
   tf.keras.utils.set_random_seed(0)
   model = models.create_model(
-      "mbt2018-mean", lmbdas=[0.0018, 0.0067, 0.025],
-      precision=variant["precision"],
+      "mbt2018-mean", lmbdas=lmbdas, precision=precision,
       num_filters=variant.get("num_filters", 128),
       latent_channels=variant.get("latent_channels", 192))
   model.compile(optimizer=tf.keras.optimizers.Adam(
@@ -121,6 +116,23 @@ def run_worker(variant):
   # Built eagerly: Keras 2.14's Adam fails to build its slots inside the
   # traced step for some tfc.SignalConv2D variables.
   model.optimizer.build(model.trainable_variables)
+  return model
+
+
+def _single_rate_share():
+  """Steps each of six single-rate models gets of the variable-rate run's."""
+  return FLAGS.rate_steps // len(RATE_LMBDAS)
+
+
+def run_worker(variant):
+  """Times training steps of one variant; returns its measurements."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfc_lic import data  # pylint: disable=g-import-not-at-top
+  from tfc_lic import transforms  # pylint: disable=g-import-not-at-top
+  if variant.get("reference"):
+    transforms._conv = _reference_conv  # pylint: disable=protected-access
+  model = _seeded_model(variant, [0.0018, 0.0067, 0.025],
+                        variant["precision"])
   if variant.get("reference"):
     files = data.list_images(FLAGS.dataset)
     dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(
@@ -159,16 +171,8 @@ def run_rate_worker(variant):
   """Trains one network of RATE_VARIANTS; validates it at RATE_PROBE."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfc_lic import data  # pylint: disable=g-import-not-at-top
-  from tfc_lic import models  # pylint: disable=g-import-not-at-top
   from tfc_lic import precision  # pylint: disable=g-import-not-at-top
-  tf.keras.utils.set_random_seed(0)
-  model = models.create_model(
-      "mbt2018-mean", lmbdas=variant["lmbdas"],
-      precision=precision.resolve("auto"),
-      num_filters=variant["num_filters"],
-      latent_channels=variant["latent_channels"])
-  model.compile(optimizer=tf.keras.optimizers.Adam(variant["learning_rate"]))
-  model.optimizer.build(model.trainable_variables)
+  model = _seeded_model(variant, variant["lmbdas"], precision.resolve("auto"))
   step = tf.function(model.train_step)
   iterator = iter(data.crops(FLAGS.dataset, variant["patch"],
                              variant["batch"], seed=0))
@@ -187,9 +191,8 @@ def run_rate_worker(variant):
                 bpp=float(np.mean(bpp)),
                 psnr=float(np.mean(10 * np.log10(255 ** 2 / mse))))
 
-  # Validated every sixth of the run: a sixth is one single-rate model's
-  # share of the variable-rate network's compute.
-  share = FLAGS.rate_steps // len(RATE_LMBDAS)
+  # Validated at every multiple of a single-rate model's share.
+  share = _single_rate_share()
   points = []
   start = time.perf_counter()
   for i in range(1, FLAGS.rate_steps + 1):
@@ -204,7 +207,7 @@ def variable_rate(native_bf16):
   """Runs RATE_VARIANTS one after the other; table, JSON and plot."""
   rows = [_run_worker_process(v) for v in RATE_VARIANTS]
   variable, single = rows
-  share = FLAGS.rate_steps // len(RATE_LMBDAS)
+  share = _single_rate_share()
   print(f"\nvalidation at λ={RATE_PROBE} (loss = bpp + λ·MSE)")
   print(f"{'network':32s} {'steps':>6s} {'loss':>7s} {'bpp':>7s} {'PSNR':>6s}")
   for row in rows:
