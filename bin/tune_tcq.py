@@ -19,7 +19,6 @@ import sys
 from absl import app
 from absl import flags
 import numpy as np
-import tensorflow as tf
 
 from tfc_lic import bd_rate
 from tfc_lic import codec as codec_lib
@@ -46,21 +45,14 @@ flags.mark_flags_as_required(["run", "images", "output"])
 
 def curve(codec, images, quantizer, delta_index):
   """[(bpp, psnr)] over the model's rates, averaged over images."""
-  encode = tf.function(codec.encode, input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
-      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
-  synthesize = tf.function(codec.synthesize)
   points = []
   for rate in range(codec.model.num_rates):
     bpps, psnrs = [], []
     for image in images:
-      out = encode(image, codec_lib.quantizer_id(quantizer), float(rate),
-                   delta_index)
-      x_hat = synthesize(out["y_hat"], codec_lib.quantizer_id(quantizer),
-                         float(rate), tf.shape(image)[:2])
-      decoded = tf.saturate_cast(tf.round(x_hat[0]), tf.uint8).numpy()
-      bpps.append(metrics.bpp(len(out["container"].numpy()),
-                              *image.shape[:2]))
+      stream = codec.compress(image, codec_lib.quantizer_id(quantizer),
+                              float(rate), delta_index)
+      decoded = codec.decompress(stream).numpy()
+      bpps.append(metrics.bpp(len(stream.numpy()), *image.shape[:2]))
       psnrs.append(metrics.psnr(image, decoded))
     points.append((float(np.mean(bpps)), float(np.mean(psnrs))))
   return points
@@ -95,10 +87,11 @@ def main(argv):
                        bd_rate_vs_usq=saving))
       print(f"{FLAGS.quantizer} λ={lmbda} j={j}: BD-rate vs USQ "
             f"{'n/a' if saving is None else f'{saving:+.2f} %'}", flush=True)
-    best = min((r for r in rows if r["bd_rate_vs_usq"] is not None),
-               key=lambda r: r["bd_rate_vs_usq"])
+    scored = [r for r in rows if r["bd_rate_vs_usq"] is not None]
+    best = min(scored, key=lambda r: r["bd_rate_vs_usq"]) if scored else None
     print(f"best: λ={best['lmbda']} j={best['delta_index']} "
-          f"({best['bd_rate_vs_usq']:+.2f} %)")
+          f"({best['bd_rate_vs_usq']:+.2f} %)" if best else
+          f"best: none (no curve overlaps USQ's above {FLAGS.min_bpp} bpp)")
     image_io.write_atomic(FLAGS.output, json.dumps(dict(
         run=FLAGS.run, images=FLAGS.images, max_images=FLAGS.max_images,
         min_bpp=FLAGS.min_bpp,
