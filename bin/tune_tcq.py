@@ -1,11 +1,14 @@
 """Tunes TCQ's rate weight λ and step Δ = 2**(j/8) against USQ on a model.
 
   python bin/tune_tcq.py --run=~/runs/mbt2018-mean-vr --images=<folder> \
-      --max_images=4 --output=results/tcq_tuning.json
+      --max_images=8 --psnr_window=26.5,29 --output=results/tcq_tuning.json
 
 For every (λ, j) it measures the RD curve over the model's rates (bpp from
 real streams, PSNR of the decoded image) and its BD-rate against USQ (Δ = 1),
-then prints the table and the best setting.
+then prints the table and the best setting. A larger step shifts a curve to
+lower rates, so the BD-rate over the common range compares different
+qualities; --psnr_window compares every setting on the same ones (and picks
+the best by it). --quantizer=usq tunes USQ's own step the same way.
 """
 
 # Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
@@ -31,7 +34,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "Run directory (config.json + weights).")
 flags.DEFINE_string("images", None, "Folder of test images.")
 flags.DEFINE_integer("max_images", 4, "Use the first N images.")
-flags.DEFINE_string("quantizer", "tcq8", "tcq4 or tcq8.")
+flags.DEFINE_enum("quantizer", "tcq8", list(codec_lib.QUANTIZERS),
+                  "Quantizer to tune (λ only matters for TCQ).")
 flags.DEFINE_list("lambdas", ["0.06", "0.12", "0.2"], "λ values to try.")
 flags.DEFINE_list("delta_indexes", ["-6", "-4", "-2", "0"], "Step indexes j.")
 flags.DEFINE_float("min_bpp", 0.15,
@@ -39,6 +43,9 @@ flags.DEFINE_float("min_bpp", 0.15,
                    "there y carries almost no bits (the mean-scale prior's "
                    "mean does the work) and the curves bunch up, which "
                    "makes BD-rate meaningless.")
+flags.DEFINE_list("psnr_window", [],
+                  "low,high (dB): also the BD-rate over this PSNR interval, "
+                  "which every curve must span to be scored on it.")
 flags.DEFINE_string("output", None, "JSON file to write.")
 flags.mark_flags_as_required(["run", "images", "output"])
 
@@ -58,13 +65,17 @@ def curve(codec, images, quantizer, delta_index):
   return points
 
 
-def bd_rate_above(anchor, test, min_bpp):
+def bd_rate_above(anchor, test, min_bpp, psnr_window=None):
   """BD-rate (%) over the points at or above `min_bpp`; None if undefined."""
   keep = lambda points: [p for p in points if p[0] >= min_bpp]
   try:
-    return bd_rate.bd_rate(keep(anchor), keep(test))
+    return bd_rate.bd_rate(keep(anchor), keep(test), psnr_window)
   except ValueError:
     return None
+
+
+def _percent(value):
+  return "n/a" if value is None else f"{value:+.2f} %"
 
 
 def main(argv):
@@ -76,25 +87,35 @@ def main(argv):
     training.load_weights(model, run)
     images = list(evaluation.load_images(FLAGS.images).values())
     images = images[:FLAGS.max_images]
+    window = tuple(map(float, FLAGS.psnr_window)) or None
+    if window is not None and len(window) != 2:
+      raise ValueError("--psnr_window takes two values, low,high")
+    score = "bd_rate_in_window" if window else "bd_rate_vs_usq"
     anchor = curve(codec_lib.ImageCodec(model), images, "usq", 0)
     print("usq:", " ".join(f"{b:.3f}/{p:.2f}" for b, p in anchor), flush=True)
     rows = []
     for lmbda, j in itertools.product(FLAGS.lambdas, FLAGS.delta_indexes):
       codec = codec_lib.ImageCodec(model, tcq_lambda=float(lmbda))
       points = curve(codec, images, FLAGS.quantizer, int(j))
-      saving = bd_rate_above(anchor, points, FLAGS.min_bpp)
-      rows.append(dict(lmbda=float(lmbda), delta_index=int(j), points=points,
-                       bd_rate_vs_usq=saving))
-      print(f"{FLAGS.quantizer} λ={lmbda} j={j}: BD-rate vs USQ "
-            f"{'n/a' if saving is None else f'{saving:+.2f} %'}", flush=True)
-    scored = [r for r in rows if r["bd_rate_vs_usq"] is not None]
-    best = min(scored, key=lambda r: r["bd_rate_vs_usq"]) if scored else None
+      row = dict(lmbda=float(lmbda), delta_index=int(j), points=points,
+                 bd_rate_vs_usq=bd_rate_above(anchor, points, FLAGS.min_bpp))
+      text = f"BD-rate vs USQ {_percent(row['bd_rate_vs_usq'])}"
+      if window:
+        row["bd_rate_in_window"] = bd_rate_above(anchor, points, FLAGS.min_bpp,
+                                                 window)
+        text += (f", in {window[0]}-{window[1]} dB "
+                 f"{_percent(row['bd_rate_in_window'])}")
+      rows.append(row)
+      print(f"{FLAGS.quantizer} λ={lmbda} j={j}: {text}", flush=True)
+    scored = [r for r in rows if r[score] is not None]
+    best = min(scored, key=lambda r: r[score]) if scored else None
     print(f"best: λ={best['lmbda']} j={best['delta_index']} "
-          f"({best['bd_rate_vs_usq']:+.2f} %)" if best else
-          f"best: none (no curve overlaps USQ's above {FLAGS.min_bpp} bpp)")
+          f"({_percent(best[score])})" if best else
+          f"best: none (no curve scored against USQ above {FLAGS.min_bpp} "
+          "bpp)")
     image_io.write_atomic(FLAGS.output, json.dumps(dict(
         run=FLAGS.run, images=FLAGS.images, max_images=FLAGS.max_images,
-        min_bpp=FLAGS.min_bpp,
+        min_bpp=FLAGS.min_bpp, psnr_window=window,
         quantizer=FLAGS.quantizer, usq=anchor, rows=rows, best=best),
         indent=1).encode(), overwrite=True)
   except (ValueError, FileNotFoundError) as e:

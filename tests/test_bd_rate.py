@@ -51,6 +51,23 @@ def test_non_overlapping_curves_raise():
     bd_rate.bd_psnr(ANCHOR, high)
 
 
+def test_psnr_window_compares_the_same_qualities():
+  # Better by 10 % up to 33 dB, by 20 % above it; a window picks either part.
+  test = [(r * (0.9 if p < 33 else 0.8), p) for r, p in ANCHOR]
+  assert bd_rate.bd_rate(ANCHOR, test, psnr_window=(27.1, 30.6)) == (
+      pytest.approx(-10, abs=1e-6))
+  assert bd_rate.bd_rate(ANCHOR, test, psnr_window=(36.7, 40.8)) == (
+      pytest.approx(-20, abs=1e-6))
+  assert -20 < bd_rate.bd_rate(ANCHOR, test) < -10
+
+
+def test_psnr_window_outside_either_curve_raises():
+  with pytest.raises(ValueError, match="does not span 26.0-30.0"):
+    bd_rate.bd_rate(ANCHOR, ANCHOR, psnr_window=(26.0, 30.0))
+  with pytest.raises(ValueError, match="does not span"):
+    bd_rate.bd_rate(ANCHOR, ANCHOR[:4], psnr_window=(28.0, 33.0))
+
+
 @pytest.mark.parametrize("curve, message", [
     ([(0.5, 30.0)], "at least 2 points"),
     ([(0.5, 30.0), (0.5, 31.0)], "strictly increasing"),

@@ -12,7 +12,10 @@ the cubic polynomial fit of the original VCEG-M33 proposal:
 - BD-PSNR: PSNR as a function of log10(rate) likewise, averaged over the
   overlapping log-rate range, in dB. Positive means the test curve is better.
 
-A curve is a sequence of (bpp, psnr) points, in any order.
+A curve is a sequence of (bpp, psnr) points, in any order. BD-rate can also
+be taken over a given PSNR window that both curves span: settings whose curves
+cover different ranges (a coarser quantizer step shifts a curve down) are then
+compared on the same qualities.
 """
 
 import numpy as np
@@ -36,23 +39,36 @@ def _as_curve(points, name):
   return np.log10(rate), quality
 
 
-def _average_difference(x_anchor, y_anchor, x_test, y_test, what):
-  """Mean of pchip(test) - pchip(anchor) over the common range of x."""
+def _average_difference(x_anchor, y_anchor, x_test, y_test, what,
+                        window=None):
+  """Mean of pchip(test) - pchip(anchor) over the common range of x.
+
+  With `window` (low, high), over that interval, which both curves must span.
+  """
   low = max(x_anchor[0], x_test[0])
   high = min(x_anchor[-1], x_test[-1])
   if low >= high:
     raise ValueError(f"the curves' {what} ranges do not overlap")
+  if window is not None:
+    if not (low <= window[0] < window[1] <= high):
+      raise ValueError(f"the curves' common {what} range {low:.2f}-"
+                       f"{high:.2f} does not span {window[0]}-{window[1]}")
+    low, high = window
   anchor = interpolate.PchipInterpolator(x_anchor, y_anchor)
   test = interpolate.PchipInterpolator(x_test, y_test)
   difference = test.integrate(low, high) - anchor.integrate(low, high)
   return difference / (high - low)
 
 
-def bd_rate(anchor, test):
-  """BD-rate of `test` against `anchor` in percent (negative saves rate)."""
+def bd_rate(anchor, test, psnr_window=None):
+  """BD-rate of `test` against `anchor` in percent (negative saves rate).
+
+  Over the curves' common PSNR range, or over `psnr_window` (low, high) dB.
+  """
   log_rate_a, psnr_a = _as_curve(anchor, "anchor")
   log_rate_t, psnr_t = _as_curve(test, "test")
-  average = _average_difference(psnr_a, log_rate_a, psnr_t, log_rate_t, "PSNR")
+  average = _average_difference(psnr_a, log_rate_a, psnr_t, log_rate_t, "PSNR",
+                                psnr_window)
   return float(100 * (10 ** average - 1))
 
 
