@@ -32,7 +32,7 @@ benchmark: install
 # stage-1 float16 weights + history to checkpoints/ (what training continues
 # from) and the stage-2 SavedModels (full + core) to saved_models/.
 RUNS ?= $(HOME)/runs
-TCQ_FLAGS ?= --tcq_lambda=0.25 --delta_indexes=usq=0,tcq4=0,tcq8=0
+TCQ_FLAGS ?= --tcq_lambda=0.08 --delta_indexes=usq=4,tcq4=4,tcq8=4
 .PHONY: zoo-mbt2018-mean-vr train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
     milestone-mbt2018-mean-vr export-mbt2018-mean-vr
 zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
