@@ -1,4 +1,4 @@
-"""Trains (or resumes training of) a hyperprior model with the noise proxy.
+"""Trains (or resumes training of) a hyperprior model (stage 1).
 
   python bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg
 
@@ -37,9 +37,11 @@ cli.define_training_flags(steps=100000, decay_start=0.8,
 flags.DEFINE_string("init_from", None,
                     "Warm start: weights of another run or export (only when "
                     "--train_dir has no checkpoint yet).")
-flags.DEFINE_enum("proxy", "noise", ["noise", "round"],
-                  "Quantization proxy: additive uniform noise, or rounding "
-                  "with a straight-through gradient (deterministic steps).")
+flags.DEFINE_enum("proxy", "noise", ["noise", "mixed", "round"],
+                  "Quantization proxy: additive uniform noise; 'mixed': noise "
+                  "for the rates, latents rounded around the mean (straight-"
+                  "through) for the syntheses; or rounding everywhere "
+                  "(deterministic steps).")
 flags.DEFINE_string("continue_from", None,
                     "Carry on a run from its compact weights and history "
                     "(e.g. checkpoints/<model>) on a machine that lacks its "

@@ -1,4 +1,4 @@
-"""Hyperprior image compression models (Keras) trained with the noise proxy.
+"""Hyperprior image compression models (Keras) trained with a quantization proxy.
 
 Two architectures share one base class:
 - `ScaleHyperprior` ("bmshj2018"): Ballé et al. 2018, zero-mean Gaussian
@@ -42,8 +42,11 @@ class HyperpriorModel(tf.keras.Model):
   """
 
   # Training's quantization proxy (a training choice, not part of the config):
-  # "noise" adds uniform noise (stage 1 default); "round" rounds with a
-  # straight-through gradient, which makes a step deterministic.
+  # "noise" adds uniform noise everywhere; "mixed" takes the rates from the
+  # noisy latents but feeds the syntheses the latents rounded as the codec
+  # rounds them (around the predicted mean, straight-through gradient; tfc's
+  # models/ms2020.py, Minnen & Singh 2020); "round" rounds everywhere, which
+  # makes a step deterministic.
   proxy = "noise"
 
   def __init__(self, lmbdas=(0.0067,), num_filters=128, latent_channels=192,
@@ -197,19 +200,27 @@ class HyperpriorModel(tf.keras.Model):
     return tf.cast(x_hat[:, :x_shape[0], :x_shape[1], :], tf.float32)
 
   def call(self, x, rate=None, training=False):
-    """Noise-proxy forward pass: per-example bpp, mse, and the loss terms.
+    """Forward pass: per-example bpp, mse, and the loss terms.
 
     `rate` is the λ index per example; defaults to the last (highest) rate.
+    With `training`, rates come from the noise proxy and `proxy` says what
+    the syntheses see; without it everything is rounded, as in the codec.
     """
     x = tf.cast(x, tf.float32)
     batch = tf.shape(x)[0]
     if rate is None:
       rate = tf.fill([batch], self.num_rates - 1)
+    mixed = training and self.proxy == "mixed"
     y, z = self.analyze(x, rate)
-    z_tilde, side_bits = self.side_entropy_model()(z, training=training)
+    side_entropy_model = self.side_entropy_model()
+    z_tilde, side_bits = side_entropy_model(z, training=training)
+    if mixed:
+      z_tilde = side_entropy_model.quantize(z)
     loc, scale_index = self.hyper_decode(z_tilde, tf.shape(y)[1:3])
-    y_tilde, bits = self.entropy_model()(
-        y, scale_index, loc=loc, training=training)
+    entropy_model = self.entropy_model()
+    y_tilde, bits = entropy_model(y, scale_index, loc=loc, training=training)
+    if mixed:
+      y_tilde = entropy_model.quantize(y, loc=loc)
     x_hat = self.synthesize(y_tilde, rate, tf.shape(x)[1:3])
     num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), tf.float32)
     bpp = (bits + side_bits) / num_pixels
@@ -227,7 +238,7 @@ class HyperpriorModel(tf.keras.Model):
     rate = self.sample_rates(tf.shape(x)[0])
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
-      loss, bpp, mse = self(x, rate, training=self.proxy == "noise")
+      loss, bpp, mse = self(x, rate, training=self.proxy != "round")
       scaled_loss = loss / replicas
     variables = self.trainable_variables
     gradients = tape.gradient(scaled_loss, variables)

@@ -1,0 +1,36 @@
+"""Training proxies of the models: what the rates and the syntheses see."""
+
+import numpy as np
+import tensorflow as tf
+
+from tests.conftest import smooth_image
+
+
+def test_mixed_proxy_rounds_for_the_synthesis_and_adds_noise_for_the_rates(
+    tiny_model):
+  """'mixed' reconstructs from the codec's rounded latents (same distortion as
+  evaluation) while its rates, as in the noise proxy, come from noise; the
+  straight-through rounding still trains the analysis on the distortion."""
+  x = tf.constant(np.stack([smooth_image(64, 64, seed=i) for i in range(2)]),
+                  tf.float32)
+  rate = tf.constant([0, 1])
+  _, bpp_rounded, mse_rounded = tiny_model(x, rate, training=False)
+  _, _, mse_noise = tiny_model(x, rate, training=True)
+  tiny_model.proxy = "mixed"
+  try:
+    with tf.GradientTape() as tape:
+      _, bpp_mixed, mse_mixed = tiny_model(x, rate, training=True)
+      distortion = tf.reduce_sum(mse_mixed)
+    gradients = tape.gradient(
+        distortion, tiny_model.analysis_transform.trainable_variables)
+    _, bpp_mixed_again, mse_mixed_again = tiny_model(x, rate, training=True)
+  finally:
+    tiny_model.proxy = "noise"
+  np.testing.assert_allclose(mse_mixed, mse_rounded, rtol=1e-6)
+  np.testing.assert_allclose(mse_mixed_again, mse_rounded, rtol=1e-6)
+  assert np.all(np.abs(mse_noise.numpy() - mse_rounded.numpy()) > 1e-3)
+  # Fresh noise in every call: the rates differ, from each other and from
+  # the rounded latents' rates.
+  assert np.all(np.abs(bpp_mixed.numpy() - bpp_mixed_again.numpy()) > 1e-5)
+  assert np.all(np.abs(bpp_mixed.numpy() - bpp_rounded.numpy()) > 1e-5)
+  assert all(g is not None and float(tf.norm(g)) > 0 for g in gradients)
