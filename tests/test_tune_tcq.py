@@ -15,8 +15,9 @@ from tfc_lic import image_io
 from tfc_lic import metrics
 from tfc_lic import training
 
-# The shipped stage-1 weights: a trained model, whose curves rise with rate.
-RUN = os.path.join(REPO, "checkpoints", "mbt2018-mean-vr-stage1")
+# The zoo's stage-1 weights: a trained model, whose curves rise with rate
+# (not the milestone folder, which moves on between exports).
+RUN = os.path.join(REPO, "checkpoints", "mbt2018-mean-vr")
 # Inside both curves on the crop below (common range 30.8-36.6 dB).
 WINDOW = (32.0, 35.0)
 
