@@ -1,4 +1,4 @@
-"""Hyperprior image compression models (Keras) trained with a quantization proxy.
+"""Hyperprior image compression models (Keras) and their training proxies.
 
 Two architectures share one base class:
 - `ScaleHyperprior` ("bmshj2018"): Ballé et al. 2018, zero-mean Gaussian
