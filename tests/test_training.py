@@ -218,6 +218,29 @@ def test_weight_averages_follow_the_ramped_moving_average(tmp_path):
     np.testing.assert_array_equal(v.numpy(), a)
 
 
+def test_continued_run_averages_with_full_decay_from_its_start(tmp_path):
+  """A run continued from committed weights (already an average) keeps them
+  in its average at the full decay, not at the ramp of a new run."""
+  first = _tiny_trainer(str(tmp_path / "first"), 2, average_decay=0.2)
+  first.fit(_tiny_crops().repeat())
+  compact = tmp_path / "compact"
+  compact.mkdir()
+  training.save_compact_weights(
+      first.model, str(compact / training.COMPACT_WEIGHTS))
+  # As if committed at step 1,000, where a new run's ramp would be > 0.99.
+  (compact / "history.jsonl").write_text(
+      json.dumps({"kind": "train", "step": 1000, "wall_time": 1.}) + "\n")
+  second = _tiny_trainer(str(tmp_path / "second"), 1001, average_decay=0.9)
+  assert second.continue_from(str(compact)) == 1000
+  start = _values(second.model.trainable_variables)
+  second.fit(_tiny_crops().repeat())
+  weights, averages = (_values(second.model.trainable_variables),
+                       _values(second.averages))
+  for s, w, a in zip(start, weights, averages):
+    np.testing.assert_allclose(a, 0.9 * s + 0.1 * w, rtol=1e-5, atol=1e-6)
+  assert any(not np.allclose(s, w) for s, w in zip(start, weights))
+
+
 def test_checkpoint_without_averages_resumes_with_averaging(tmp_path):
   """A run checkpointed before averaging existed resumes; its averages start
   from the restored weights, not from a fresh initialisation."""

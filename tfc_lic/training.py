@@ -181,14 +181,16 @@ def _has_averages(prefix):
              for name, _ in tf.train.list_variables(prefix))
 
 
-def average_decay_at(decay, iteration):
-  """The averaging decay after `iteration` optimizer steps of this run.
+def average_decay_at(decay, step):
+  """The averaging decay at training step `step` (counted from step 0).
 
   Ramped up as (1 + t) / (10 + t) (tf.train.ExponentialMovingAverage's
-  num_updates rule), so that a short or restarted run averages over about its
-  last tenth instead of dragging in its starting point.
+  num_updates rule), so that a new run averages over about its last tenth
+  instead of dragging in its random start. A run continued from committed
+  weights (already an average) gets the full decay at once: a fresh Adam
+  wanders off them at first, and a ramp would average only that.
   """
-  t = tf.cast(iteration, tf.float32)
+  t = tf.cast(step, tf.float32)
   return tf.minimum(tf.cast(decay, tf.float32), (1. + t) / (10. + t))
 
 
@@ -302,7 +304,8 @@ class Trainer:
 
   def _update_averages(self):
     """One averaging step (cross-replica context, after the optimizer's)."""
-    decay = average_decay_at(self.average_decay, self.optimizer.iterations)
+    decay = average_decay_at(self.average_decay, self.initial_step +
+                             self.optimizer.iterations)
     for average, variable in zip(self.averages, self.model.trainable_variables):
       average.assign_sub((1. - decay) * (average - variable))
 
