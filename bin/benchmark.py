@@ -68,8 +68,13 @@ VARIANTS = [
          env={"TF_ENABLE_ONEDNN_OPTS": None}),
     dict(name="ours fp32", precision="float32", patch=256, batch=8,
          env={"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    dict(name="ours fp32 + oneDNN, FFT kernels", precision="float32",
+         patch=256, batch=8, fft_kernels=True,
+         env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
     dict(name="ours fp32 + oneDNN", precision="float32", patch=256, batch=8,
          env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    dict(name="ours bf16, FFT kernels", precision="bfloat16", patch=256,
+         batch=8, fft_kernels=True),
     dict(name="ours bf16 (auto where native)", precision="bfloat16", patch=256,
          batch=8),
     dict(name="ours bf16 128px x 16", precision="bfloat16", patch=128,
@@ -131,6 +136,10 @@ def run_worker(variant):
   from tfc_lic import transforms  # pylint: disable=g-import-not-at-top
   if variant.get("reference"):
     transforms._conv = _reference_conv  # pylint: disable=protected-access
+  if variant.get("fft_kernels"):
+    # Before MatrixRDFTParameter: tfc's own layer computes the kernel by FFT.
+    import tensorflow_compression as tfc  # pylint: disable=g-import-not-at-top
+    transforms.parameters.SignalConv2D = tfc.SignalConv2D
   model = _seeded_model(variant, [0.0018, 0.0067, 0.025],
                         variant["precision"])
   if variant.get("reference"):

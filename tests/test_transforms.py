@@ -1,10 +1,13 @@
-"""The hyper-synthesis' float64 codec path computes what its layers compute."""
+"""Transforms: the hyper-synthesis' float64 codec path computes what its
+layers compute; the matrix RDFT kernels compute what tfc's FFT ones do."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 from tfc_lic import models
+from tfc_lic import parameters
 
 
 @pytest.mark.parametrize("architecture", sorted(models.ARCHITECTURES))
@@ -24,3 +27,45 @@ def test_float64_hyper_synthesis_matches_the_layers(architecture):
   loc, scale_index = model.hyper_decode(z_hat, [19, 27], exact=True)
   assert loc.dtype == scale_index.dtype == tf.float32
   assert scale_index.shape == [2, 19, 27, 24]
+
+
+@pytest.mark.parametrize("shape", [(5, 5, 3, 4), (3, 3, 4, 6)])
+def test_matrix_rdft_kernel_and_gradient_equal_tfc_rdft(shape):
+  rng = np.random.default_rng(0)
+  kernel = rng.normal(size=shape).astype(np.float32)
+  reference = tfc.RDFTParameter(kernel)
+  ours = parameters.MatrixRDFTParameter(kernel)
+  # Trained spectra need not be Hermitian where the RDFT's is: set every bin.
+  for name in ("real", "imag"):
+    value = rng.normal(size=getattr(reference, name).shape).astype(np.float32)
+    getattr(reference, name).assign(value)
+    getattr(ours, name).assign(value)
+  np.testing.assert_allclose(ours().numpy(), reference().numpy(), atol=1e-5)
+  np.testing.assert_allclose(ours(tf.float64).numpy(),
+                             reference(tf.float64).numpy(), atol=1e-12)
+  assert ours(tf.bfloat16).dtype == tf.bfloat16
+  weights = tf.constant(rng.normal(size=shape), tf.float32)
+  gradients = []
+  for parameter in (reference, ours):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(weights * tf.sin(parameter()))
+    gradients.append(tape.gradient(loss, [parameter.real, parameter.imag]))
+  for expected, actual in zip(*gradients):
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_signal_conv_restores_tfc_checkpoints_and_computes_the_same(tmp_path):
+  tf.keras.utils.set_random_seed(4)
+  x = tf.random.normal([1, 16, 16, 8])
+  kwargs = dict(filters=6, kernel_support=(5, 5), corr=True, strides_down=2,
+                padding="same_zeros")
+  reference = tfc.SignalConv2D(**kwargs)
+  reference(x)
+  for v in reference.trainable_variables:
+    v.assign(tf.random.normal(v.shape))
+  prefix = tf.train.Checkpoint(layer=reference).write(str(tmp_path / "ckpt"))
+  ours = parameters.SignalConv2D(**kwargs)
+  ours(x)
+  assert isinstance(ours.kernel_parameter, parameters.MatrixRDFTParameter)
+  tf.train.Checkpoint(layer=ours).read(prefix).assert_consumed()
+  np.testing.assert_allclose(ours(x).numpy(), reference(x).numpy(), atol=1e-4)

@@ -9,12 +9,15 @@ bfloat16 while the entropy models stay in float32.
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tfc_lic import parameters
+
 
 def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
           use_bias=True):
   """A zero-padded convolution; `down`/`up` are the strides.
 
-  Downsampling and stride-1 layers are tfc.SignalConv2D. In bfloat16, TF's CPU
+  Downsampling and stride-1 layers are tfc.SignalConv2D (its RDFT kernel as a
+  matrix product, parameters.MatrixRDFTParameter). In bfloat16, TF's CPU
   convolution with EXPLICIT padding has no oneDNN kernel and runs >10x slower,
   so the input is then padded by a separate op instead. Upsampling layers are
   Keras' Conv2DTranspose: same output size and support as SignalConv2D's
@@ -25,7 +28,7 @@ def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
     return tf.keras.layers.Conv2DTranspose(
         filters, kernel, strides=up, padding="same", name=name,
         use_bias=use_bias, activation=activation, dtype=dtype)
-  return tfc.SignalConv2D(
+  return parameters.SignalConv2D(
       filters, (kernel, kernel), name=name, corr=True, strides_down=down,
       padding="same_zeros", use_explicit=dtype != "mixed_bfloat16",
       use_bias=use_bias, activation=activation, dtype=dtype)
