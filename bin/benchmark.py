@@ -21,6 +21,7 @@ Writes <what>.json and .png under --output_dir.
 # Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
 from tfc_lic import onednn  # pylint: disable=unused-import
 
+import functools
 import json
 import os
 import subprocess
@@ -68,8 +69,11 @@ VARIANTS = [
          env={"TF_ENABLE_ONEDNN_OPTS": None}),
     dict(name="ours fp32", precision="float32", patch=256, batch=8,
          env={"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    dict(name="ours fp32 + oneDNN, FFT kernels", precision="float32",
-         patch=256, batch=8, fft_kernels=True,
+    dict(name="ours fp32 + oneDNN, FFT kernels, EXPLICIT padding",
+         precision="float32", patch=256, batch=8, fft_kernels=True,
+         explicit_padding=True, env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    dict(name="ours fp32 + oneDNN, EXPLICIT padding", precision="float32",
+         patch=256, batch=8, explicit_padding=True,
          env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
     dict(name="ours fp32 + oneDNN", precision="float32", patch=256, batch=8,
          env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
@@ -139,7 +143,11 @@ def run_worker(variant):
   if variant.get("fft_kernels"):
     # Before MatrixRDFTParameter: tfc's own layer computes the kernel by FFT.
     import tensorflow_compression as tfc  # pylint: disable=g-import-not-at-top
-    transforms.parameters.SignalConv2D = tfc.SignalConv2D
+    transforms._conv = functools.partial(  # pylint: disable=protected-access
+        transforms._conv, signal_conv=tfc.SignalConv2D)  # pylint: disable=protected-access
+  if variant.get("explicit_padding"):
+    transforms._conv = functools.partial(  # pylint: disable=protected-access
+        transforms._conv, use_explicit=True)  # pylint: disable=protected-access
   model = _seeded_model(variant, [0.0018, 0.0067, 0.025],
                         variant["precision"])
   if variant.get("reference"):
