@@ -128,6 +128,33 @@ def test_continue_from_compact_weights_then_sigterm(four_steps, tmp_path):
   assert history[-1]["wall_time"] > history[1]["wall_time"]
 
 
+def test_sigterm_cuts_validation_short(tmp_path):
+  """A stop signal during a validation (minutes on the shipped config) stops
+  the run without finishing or recording it; the step is checkpointed."""
+  train_dir = str(tmp_path / "run")
+  run = _train(train_dir, "--steps=100000", "--log_every=2",
+               "--validate_every=2", "--validation_patch_size=128",
+               "--validation=../shared/data/train/bsds500/val_1*")
+  lines = []
+  for line in run.stdout:
+    lines.append(line)
+    if line.startswith("step 2/"):
+      run.send_signal(signal.SIGTERM)
+      break
+  output = "".join(lines) + run.communicate(timeout=120)[0]
+  assert run.returncode == 1, output[-3000:]
+  assert "validation step 0" in output  # The baseline ran in full.
+  assert "validation of step 2 interrupted, not recorded" in output
+  assert "validation step 2" not in output
+  assert "stopped by signal 15 at step 2" in output.strip().splitlines()[-1]
+  history = [json.loads(l) for l in open(
+      os.path.join(train_dir, "history.jsonl"))]
+  assert [(l["kind"], l["step"]) for l in history] == [
+      ("validation", 0), ("train", 2)]
+  assert tf.train.latest_checkpoint(
+      os.path.join(train_dir, "checkpoints")).endswith("-2")
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   """A learning rate of 1e12 blows the weights up within a few steps."""
   train_dir = str(tmp_path / "run")

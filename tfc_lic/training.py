@@ -350,27 +350,35 @@ class Trainer:
       f.write(json.dumps(line) + "\n")
 
   def _evaluate(self, dataset):
+    """The metrics over `dataset`, or None if a stop signal came first."""
     for metric in self.model.metrics:
       metric.reset_state()
     if self._test_step is None:
       self._test_step = tf.function(
           lambda batch: self.strategy.run(self.model.test_step, args=(batch,)))
     for batch in dataset:
+      if self._stop_signal is not None:
+        break
       self._test_step(batch)
     values = {m.name: m.result().numpy() for m in self.model.metrics}
     for metric in self.model.metrics:  # Training logs start afresh.
       metric.reset_state()
-    return values
+    return None if self._stop_signal is not None else values
 
   def validate(self, dataset):
     """Validates the weights, and their average ("validation_average") once
-    this run has averaged a step."""
+    this run has averaged a step. A stop signal cuts it short, unrecorded: a
+    full validation takes minutes, and the run checkpoints the step anyway."""
     averaged = self.averages and self.optimizer.iterations.numpy() > 0
     kinds = ["validation"] + (["validation_average"] if averaged else [])
     for kind in kinds:
       with (self.averaged() if kind == "validation_average" else
             contextlib.nullcontext()):
         values = self._evaluate(dataset)
+      if values is None:
+        logging.warning("%s of step %d interrupted, not recorded", kind,
+                        self.step)
+        return
       self._record(kind, values)
       if self.chief:
         print(f"{kind} step {self.step}: {_format(values)}", flush=True)

@@ -13,19 +13,20 @@ from tfc_lic import parameters
 
 
 def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
-          use_bias=True, signal_conv=parameters.SignalConv2D,
-          use_explicit=False):
+          use_bias=True, signal_conv=parameters.SignalConv2D):
   """A zero-padded convolution; `down`/`up` are the strides.
 
   Downsampling and stride-1 layers are tfc.SignalConv2D (its RDFT kernel as a
-  matrix product, parameters.MatrixRDFTParameter). The input is padded by a
-  separate op rather than by the convolution's EXPLICIT padding: TF's oneDNN
-  kernels take no EXPLICIT padding in bfloat16 (>10x slower) nor in the
-  float32 backprops (Eigen's run instead, 23 % of a float32 step).
-  Upsampling layers are Keras' Conv2DTranspose: same output size and support
-  as SignalConv2D's "same_zeros" up-convolution, but 2x faster in bfloat16 on
-  CPU (SignalConv2D computes a larger transposed convolution and crops it).
-  `signal_conv` and `use_explicit` exist for the benchmark's earlier variants.
+  matrix product, parameters.MatrixRDFTParameter; `signal_conv` exists for
+  the benchmark's earlier variant). In bfloat16, TF's CPU convolution with
+  EXPLICIT padding has no oneDNN kernel and runs >10x slower, so the input is
+  then padded by a separate op instead. (In float32 that would move the
+  backprops from Eigen to oneDNN too, but it trips a grappler remapper bug,
+  the Conv2D+BiasAdd+LeakyRelu fusion in the gradient graph, and measured no
+  faster on 2 cores.) Upsampling layers are Keras' Conv2DTranspose: same
+  output size and support as SignalConv2D's "same_zeros" up-convolution, but
+  2x faster in bfloat16 on CPU (SignalConv2D computes a larger transposed
+  convolution and crops it).
   """
   if up > 1:
     return tf.keras.layers.Conv2DTranspose(
@@ -33,7 +34,7 @@ def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
         use_bias=use_bias, activation=activation, dtype=dtype)
   return signal_conv(
       filters, (kernel, kernel), name=name, corr=True, strides_down=down,
-      padding="same_zeros", use_explicit=use_explicit,
+      padding="same_zeros", use_explicit=dtype != "mixed_bfloat16",
       use_bias=use_bias, activation=activation, dtype=dtype)
 
 
