@@ -22,10 +22,9 @@ def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
   EXPLICIT padding has no oneDNN kernel and runs >10x slower, so the input is
   then padded by a separate op instead. (In float32 that moves the backprops
   from Eigen to oneDNN, yet a step took 4.6 s against 4.0 on 2 AVX2 cores.)
-  Upsampling layers are Keras' Conv2DTranspose: same
-  output size and support as SignalConv2D's "same_zeros" up-convolution, but
-  2x faster in bfloat16 on CPU (SignalConv2D computes a larger transposed
-  convolution and crops it).
+  Upsampling layers are Keras' Conv2DTranspose: same output size and support
+  as SignalConv2D's "same_zeros" up-convolution, but 2x faster in bfloat16 on
+  CPU (SignalConv2D computes a larger transposed convolution and crops it).
   """
   if up > 1:
     return tf.keras.layers.Conv2DTranspose(
