@@ -60,8 +60,11 @@ class SignalConv2D(tfc.SignalConv2D):
   """tfc.SignalConv2D whose RDFT kernel is a MatrixRDFTParameter."""
 
   def build(self, input_shape):
-    if isinstance(self.kernel_parameter, str) and self.kernel_parameter == "rdft":
-      channels = tf.TensorShape(input_shape)[-1]
+    rdft = isinstance(self.kernel_parameter, str) and (
+        self.kernel_parameter == "rdft")
+    if rdft and not self.channel_separable:
+      channels = tf.TensorShape(input_shape)[
+          -1 if self.data_format == "channels_last" else 1]
       initial_value = self.kernel_initializer(
           shape=self.kernel_support + (channels, self.filters),
           dtype=self.variable_dtype)
