@@ -360,10 +360,11 @@ class Trainer:
       if self._stop_signal is not None:
         break
       self._test_step(batch)
-    values = {m.name: m.result().numpy() for m in self.model.metrics}
+    values = None if self._stop_signal is not None else {
+        m.name: m.result().numpy() for m in self.model.metrics}
     for metric in self.model.metrics:  # Training logs start afresh.
       metric.reset_state()
-    return None if self._stop_signal is not None else values
+    return values
 
   def validate(self, dataset):
     """Validates the weights, and their average ("validation_average") once
