@@ -21,8 +21,11 @@ demo: install
 	$(PYTHON) bin/decompress.py --input=build/kodim23.tlic \
 	    --output=build/kodim23.png --overwrite --reference=testdata/kodim23.png
 
+# One worker per core (tests spend much of their time in one thread: imports,
+# tracing, subprocess start-up); a file's tests stay in one worker, so module
+# fixtures are built once.
 test: install
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q -n auto --dist loadfile tests
 
 benchmark: install
 	$(PYTHON) -m pytest -q -m slow tests

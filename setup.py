@@ -22,7 +22,7 @@ setuptools.setup(
         "Pillow",
     ],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "pytest-xdist"],
         "eval": ["pillow-heif", "matplotlib", "tqdm"],
     },
 )

@@ -6,6 +6,8 @@
 from tfc_lic import onednn  # pylint: disable=unused-import
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -21,6 +23,26 @@ TESTDATA = os.path.join(REPO, "testdata")
 def kodak_dir():
   assert os.path.isdir(KODAK), f"Kodak images expected at {KODAK}"
   return KODAK
+
+
+@pytest.fixture
+def start_training():
+  """Starts `bin/train.py` with the given flags, output piped; processes still
+  running when the test ends (e.g. it failed) are killed, never left behind."""
+  processes = []
+
+  def start(*flags, env=None):
+    processes.append(subprocess.Popen(
+        [sys.executable, "bin/train.py", *flags], cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO, **(env or {})),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return processes[-1]
+
+  yield start
+  for process in processes:
+    if process.poll() is None:
+      process.kill()
+    process.communicate()
 
 
 # An untrained mean-scale model small enough for fast graph tests.

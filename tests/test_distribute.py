@@ -5,13 +5,9 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
-
-from tests.conftest import REPO
 
 # Deterministic steps (rounding proxy, one λ), so that trajectories compare.
 TINY = ["--flagfile=configs/tiny-test.cfg", "--proxy=round", "--lmbdas=0.01",
@@ -28,26 +24,21 @@ def _free_ports(count):
   return ports
 
 
-def _train(*flags, env=None):
-  return subprocess.Popen(
-      [sys.executable, "bin/train.py", *TINY, *flags], cwd=REPO,
-      env=dict(os.environ, PYTHONPATH=REPO, **(env or {})),
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
 def _fingerprint(output):
   match = re.search(r"weights fingerprint (\w+)", output)
   assert match, output[-3000:]
   return match.group(1)
 
 
-def test_two_workers_end_with_identical_weights(tmp_path):
+def test_two_workers_end_with_identical_weights(start_training, tmp_path):
   train_dir = str(tmp_path / "run")
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
   workers = [
-      _train(f"--train_dir={train_dir}", "--steps=4", "--checkpoint_every=2",
-             "--strategy=multi_worker_mirrored", env={"TF_CONFIG": json.dumps(
-                 {"cluster": cluster, "task": {"type": "worker", "index": i}})})
+      start_training(
+          *TINY, f"--train_dir={train_dir}", "--steps=4",
+          "--checkpoint_every=2", "--strategy=multi_worker_mirrored",
+          env={"TF_CONFIG": json.dumps(
+              {"cluster": cluster, "task": {"type": "worker", "index": i}})})
       for i in range(2)]
   outputs = [w.communicate(timeout=600)[0] for w in workers]
   for worker, output in zip(workers, outputs):
@@ -65,10 +56,12 @@ def _losses(train_dir):
       os.path.join(train_dir, "history.jsonl"))) if l["kind"] == "train"]
 
 
-def test_mirrored_two_cpus_follows_single_device_trajectory(tmp_path):
+def test_mirrored_two_cpus_follows_single_device_trajectory(start_training,
+                                                            tmp_path):
   flags = {"default": [], "mirrored": ["--cpu_devices=2"]}
-  runs = {strategy: _train(f"--train_dir={tmp_path / strategy}", "--steps=6",
-                           "--log_every=1", f"--strategy={strategy}", *extra)
+  runs = {strategy: start_training(
+              *TINY, f"--train_dir={tmp_path / strategy}", "--steps=6",
+              "--log_every=1", f"--strategy={strategy}", *extra)
           for strategy, extra in flags.items()}  # Side by side: independent.
   losses = {}
   for strategy, run in runs.items():

@@ -36,12 +36,7 @@ def test_loss_decreases_over_100_steps():
   assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
 
 
-def _train(train_dir, *flags):
-  return subprocess.Popen(
-      [sys.executable, "bin/train.py", "--flagfile=configs/tiny-test.cfg",
-       f"--train_dir={train_dir}", *flags],
-      cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+TINY = "--flagfile=configs/tiny-test.cfg"
 
 
 def _weights(train_dir, prefix):
@@ -51,11 +46,11 @@ def _weights(train_dir, prefix):
   return np.concatenate([v.numpy().ravel() for v in model.trainable_variables])
 
 
-def test_sigkill_then_resume_continues(tmp_path):
+def test_sigkill_then_resume_continues(start_training, tmp_path):
   train_dir = str(tmp_path / "run")
   checkpoints = os.path.join(train_dir, "checkpoints")
-  process = _train(train_dir, "--steps=100000", "--checkpoint_every=3",
-                   "--validate_every=0")
+  process = start_training(TINY, f"--train_dir={train_dir}", "--steps=100000",
+                           "--checkpoint_every=3", "--validate_every=0")
   deadline = time.time() + 300
   # At least step 6 (with fast steps the newest may already be past it).
   while int((tf.train.latest_checkpoint(checkpoints) or "-0").rsplit(
@@ -70,7 +65,8 @@ def test_sigkill_then_resume_continues(tmp_path):
   assert step >= 6
   before = _weights(train_dir, killed_at)
 
-  resumed = _train(train_dir, f"--steps={step + 1}", "--validate_every=0")
+  resumed = start_training(TINY, f"--train_dir={train_dir}",
+                           f"--steps={step + 1}", "--validate_every=0")
   output, _ = resumed.communicate(timeout=300)
   assert resumed.returncode == 0, output
   history = [json.loads(l) for l in open(
@@ -87,13 +83,17 @@ def test_sigkill_then_resume_continues(tmp_path):
 def four_steps(tmp_path_factory):
   """A finished 4-step run (logged every 2 steps); tests copy, not change it."""
   train_dir = str(tmp_path_factory.mktemp("four_steps") / "run")
-  done = _train(train_dir, "--steps=4", "--log_every=2", "--validate_every=0")
-  output, _ = done.communicate(timeout=300)
-  assert done.returncode == 0, output
+  done = subprocess.run(
+      [sys.executable, "bin/train.py", TINY, f"--train_dir={train_dir}",
+       "--steps=4", "--log_every=2", "--validate_every=0"],
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+      text=True, timeout=300)
+  assert done.returncode == 0, done.stdout + done.stderr
   return train_dir
 
 
-def test_continue_from_compact_weights_then_sigterm(four_steps, tmp_path):
+def test_continue_from_compact_weights_then_sigterm(start_training, four_steps,
+                                                    tmp_path):
   """A run continued from compact weights carries on their steps and history;
   SIGTERM then checkpoints the step it stopped at and exits with status 1."""
   second = str(tmp_path / "second")
@@ -106,9 +106,9 @@ def test_continue_from_compact_weights_then_sigterm(four_steps, tmp_path):
   history = open(os.path.join(four_steps, "history.jsonl")).read()
   (compact / "history.jsonl").write_text(history)
 
-  run = _train(second, "--steps=100000", "--log_every=1",
-               "--checkpoint_every=1000", "--validate_every=0",
-               f"--continue_from={compact}")
+  run = start_training(TINY, f"--train_dir={second}", "--steps=100000",
+                       "--log_every=1", "--checkpoint_every=1000",
+                       "--validate_every=0", f"--continue_from={compact}")
   lines = []
   for line in run.stdout:
     lines.append(line)
@@ -128,13 +128,14 @@ def test_continue_from_compact_weights_then_sigterm(four_steps, tmp_path):
   assert history[-1]["wall_time"] > history[1]["wall_time"]
 
 
-def test_sigterm_cuts_validation_short(tmp_path):
+def test_sigterm_cuts_validation_short(start_training, tmp_path):
   """A stop signal during a validation (minutes on the shipped config) stops
   the run without finishing or recording it; the step is checkpointed."""
   train_dir = str(tmp_path / "run")
-  run = _train(train_dir, "--steps=100000", "--log_every=2",
-               "--validate_every=2", "--validation_patch_size=128",
-               "--validation=../shared/data/train/bsds500/val_1*")
+  run = start_training(TINY, f"--train_dir={train_dir}", "--steps=100000",
+                       "--log_every=2", "--validate_every=2",
+                       "--validation_patch_size=128",
+                       "--validation=../shared/data/train/bsds500/val_1*")
   lines = []
   for line in run.stdout:
     lines.append(line)
@@ -155,12 +156,13 @@ def test_sigterm_cuts_validation_short(tmp_path):
       os.path.join(train_dir, "checkpoints")).endswith("-2")
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(start_training,
+                                                             tmp_path):
   """A learning rate of 1e12 blows the weights up within a few steps."""
   train_dir = str(tmp_path / "run")
-  run = _train(train_dir, "--steps=200", "--learning_rate=1e12",
-               "--checkpoint_every=1", "--log_every=1000",
-               "--validate_every=0")
+  run = start_training(TINY, f"--train_dir={train_dir}", "--steps=200",
+                       "--learning_rate=1e12", "--checkpoint_every=1",
+                       "--log_every=1000", "--validate_every=0")
   output, _ = run.communicate(timeout=300)
   assert run.returncode == 1, output[-3000:]
   error = output.strip().splitlines()[-1]
@@ -171,7 +173,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   assert np.all(np.isfinite(_weights(train_dir, latest)))
 
 
-def test_run_resumes_in_another_precision(four_steps, tmp_path):
+def test_run_resumes_in_another_precision(start_training, four_steps, tmp_path):
   """A run begun in bf16 (its config says so) carries on in float32, as on a
   machine without native bf16; another model config is refused."""
   train_dir = str(tmp_path / "run")
@@ -180,14 +182,14 @@ def test_run_resumes_in_another_precision(four_steps, tmp_path):
   config = dict(training.load_config(path), precision="bfloat16")
   with open(path, "w") as f:
     json.dump(config, f)
-  second = _train(train_dir, "--steps=6", "--precision=float32",
-                  "--validate_every=0")
+  second = start_training(TINY, f"--train_dir={train_dir}", "--steps=6",
+                          "--precision=float32", "--validate_every=0")
   output, _ = second.communicate(timeout=300)
   assert second.returncode == 0, output
   assert tf.train.latest_checkpoint(
       os.path.join(train_dir, "checkpoints")).endswith("-6")
-  other = _train(train_dir, "--steps=8", "--lmbdas=0.02",
-                 "--validate_every=0")
+  other = start_training(TINY, f"--train_dir={train_dir}", "--steps=8",
+                         "--lmbdas=0.02", "--validate_every=0")
   output, _ = other.communicate(timeout=300)
   assert other.returncode != 0 and "different model config" in output
 
