@@ -22,10 +22,11 @@ demo: install
 	    --output=build/kodim23.png --overwrite --reference=testdata/kodim23.png
 
 # One worker per core (tests spend much of their time in one thread: imports,
-# tracing, subprocess start-up). Tests sharing a module fixture are marked
-# with one xdist_group, so one worker builds it; the rest spread freely.
+# tracing, subprocess start-up). A file's tests stay in one worker, so its
+# module fixtures are built once (spreading them by test measured slower:
+# multi-process tests overlapped and fixtures were rebuilt).
 test: install
-	$(PYTHON) -m pytest -q -n auto --dist loadgroup tests
+	$(PYTHON) -m pytest -q -n auto --dist loadfile tests
 
 benchmark: install
 	$(PYTHON) -m pytest -q -m slow tests

@@ -7,9 +7,6 @@ import tensorflow as tf
 from tests.conftest import smooth_image
 from tfc_lic import codec as codec_lib
 
-# Its module fixtures are built once: one xdist worker runs the file.
-pytestmark = pytest.mark.xdist_group("test_codec")
-
 QUANTIZERS = list(codec_lib.QUANTIZERS)
 
 

@@ -11,9 +11,6 @@ from tests.conftest import REPO, smooth_image
 from tfc_lic import codec as codec_lib
 from tfc_lic import training
 
-# Its module fixtures are built once: one xdist worker runs the file.
-pytestmark = pytest.mark.xdist_group("test_finetune")
-
 TINY = ["--flagfile=configs/tiny-test.cfg", "--validate_every=0"]
 
 

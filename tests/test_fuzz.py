@@ -17,9 +17,6 @@ import tensorflow as tf
 from tests.conftest import REPO, smooth_image
 from tfc_lic import container
 
-# Its module fixtures are built once: one xdist worker runs the file.
-pytestmark = pytest.mark.xdist_group("test_fuzz")
-
 BUDGET_SECONDS = 30
 
 

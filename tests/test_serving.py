@@ -16,9 +16,6 @@ from tfc_lic import codec as codec_lib
 from tfc_lic import export
 from tfc_lic import training
 
-# Its module fixtures are built once: one xdist worker runs the file.
-pytestmark = pytest.mark.xdist_group("test_serving")
-
 CORE_ONLY = """
 import sys, numpy as np, tensorflow as tf
 model = tf.saved_model.load(sys.argv[1])

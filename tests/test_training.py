@@ -92,7 +92,6 @@ def four_steps(tmp_path_factory):
   return train_dir
 
 
-@pytest.mark.xdist_group("four_steps")  # One worker builds the run.
 def test_continued_run_stops_on_sigterm_mid_validation(start_training,
                                                        four_steps, tmp_path):
   """A run continued from compact weights carries on their steps and history.
@@ -152,7 +151,6 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(start_training,
   assert np.all(np.isfinite(_weights(train_dir, latest)))
 
 
-@pytest.mark.xdist_group("four_steps")  # One worker builds the run.
 def test_run_resumes_in_another_precision(start_training, four_steps, tmp_path):
   """A run begun in bf16 (its config says so) carries on in float32, as on a
   machine without native bf16; another model config is refused."""

@@ -107,7 +107,6 @@ def shipped(request):
       tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
 
 
-@pytest.mark.xdist_group("shipped")  # One worker builds the fixture.
 @pytest.mark.parametrize("quantizer", list(codec_lib.QUANTIZERS))
 def test_coded_size_matches_entropy_model(shipped, kodim23, quantizer):
   model, _, encode = shipped
@@ -125,7 +124,6 @@ def test_coded_size_matches_entropy_model(shipped, kodim23, quantizer):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("shipped")
 @pytest.mark.parametrize("quantizer", list(codec_lib.QUANTIZERS))
 def test_all_kodak_round_trips_bit_exact(shipped, kodak_dir, quantizer):
   """Benchmark-size: every Kodak image, decode gives the encoder's y_hat."""
