@@ -12,15 +12,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO, smooth_image
-from tfc_lic import models
+from tests.conftest import REPO, TINY_CONFIG, smooth_image
 from tfc_lic import training
 
 
+def _tiny_model(seed=0):
+  tf.keras.utils.set_random_seed(seed)
+  return training.model_from_config(TINY_CONFIG)
+
+
 def test_loss_decreases_over_100_steps():
-  tf.keras.utils.set_random_seed(0)
-  model = models.create_model("mbt2018-mean", lmbdas=[0.01, 0.05],
-                              num_filters=16, latent_channels=24)
+  model = _tiny_model()
   model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
   images = np.stack([smooth_image(96, 96, seed=i) for i in range(8)])
   dataset = tf.data.Dataset.from_tensor_slices(images).repeat().map(
@@ -172,10 +174,6 @@ def test_run_resumes_in_another_precision(start_training, four_steps, tmp_path):
   assert other.returncode != 0 and "different model config" in output
 
 
-def _tiny_model(seed=0):
-  tf.keras.utils.set_random_seed(seed)
-  return models.create_model("mbt2018-mean", lmbdas=[0.01, 0.05],
-                             num_filters=16, latent_channels=24)
 
 
 def _tiny_trainer(train_dir, steps, average_decay, seed=0):
