@@ -3,7 +3,6 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 $(VENV)/.installed: setup.py constraints.txt
 	python3.11 -m venv $(VENV)

@@ -18,8 +18,8 @@ that share its compute (each with a sixth of the steps)?
 Writes <what>.json and .png under --output_dir.
 """
 
-# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
-from tfc_lic import onednn  # pylint: disable=unused-import
+# First: starts TensorFlow (oneDNN kernels, no C++ log noise).
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import functools
 import json

@@ -6,8 +6,8 @@ Uses a codec SavedModel (a zoo name under saved_models/ or a path). With
 --metrics it also decodes the stream and prints PSNR and MS-SSIM.
 """
 
-# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
-from tfc_lic import onednn  # pylint: disable=unused-import
+# First: starts TensorFlow (oneDNN kernels, no C++ log noise).
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import math
 import time

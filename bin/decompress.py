@@ -6,8 +6,8 @@ The stream's header names its quantizer, rate and step; decoding a stream of
 another model, or a corrupt one, fails with a one-line error.
 """
 
-# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
-from tfc_lic import onednn  # pylint: disable=unused-import
+# First: starts TensorFlow (oneDNN kernels, no C++ log noise).
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import time
 

@@ -8,8 +8,8 @@ machine info) and <output_dir>/rd.png, and prints a table per codec and the
 BD-rate/BD-PSNR of every curve (reference curves included) against --anchor.
 """
 
-# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
-from tfc_lic import onednn  # pylint: disable=unused-import
+# First: starts TensorFlow (oneDNN kernels, no C++ log noise).
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import json
 import os

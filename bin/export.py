@@ -10,8 +10,8 @@ and <output_dir>/<name>-core/<version> (core ops only, for stock TF Serving).
 as a new version after a change to the codec graph.
 """
 
-# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
-from tfc_lic import onednn  # pylint: disable=unused-import
+# First: starts TensorFlow (oneDNN kernels, no C++ log noise).
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import os
 import shutil

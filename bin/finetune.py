@@ -8,8 +8,8 @@ The result is a run directory like stage 1's; bin/export.py exports it, and
 its codec decodes streams of the stage-1 model (same model id).
 """
 
-# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
-from tfc_lic import onednn  # pylint: disable=unused-import
+# First: starts TensorFlow (oneDNN kernels, no C++ log noise).
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import os
 import sys

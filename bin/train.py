@@ -6,8 +6,8 @@ Running the same command again resumes from the newest checkpoint in
 --train_dir. See tfc_lic/training.py for the layout of a run directory.
 """
 
-# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
-from tfc_lic import onednn  # pylint: disable=unused-import
+# First: starts TensorFlow (oneDNN kernels, no C++ log noise).
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import os
 import sys

@@ -11,8 +11,8 @@ qualities; --psnr_window compares every setting on the same ones (and picks
 the best by it). --quantizer=usq tunes USQ's own step the same way.
 """
 
-# Before TensorFlow loads: oneDNN kernels (faster, thread-count-independent).
-from tfc_lic import onednn  # pylint: disable=unused-import
+# First: starts TensorFlow (oneDNN kernels, no C++ log noise).
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import itertools
 import json

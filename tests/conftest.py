@@ -3,7 +3,7 @@
 # Before TensorFlow loads: the binaries' kernels, so that a test's in-process
 # results equal what a binary it runs computes (on AVX2-only CPUs TF would
 # otherwise pick other kernels here, whose sums round differently).
-from tfc_lic import onednn  # pylint: disable=unused-import
+from tfc_lic import startup  # pylint: disable=unused-import
 
 import os
 import subprocess
