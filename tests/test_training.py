@@ -174,8 +174,6 @@ def test_run_resumes_in_another_precision(start_training, four_steps, tmp_path):
   assert other.returncode != 0 and "different model config" in output
 
 
-
-
 def _tiny_trainer(train_dir, steps, average_decay, seed=0):
   return training.Trainer(_tiny_model(seed), train_dir, steps,
                           learning_rate=1e-2,
