@@ -64,7 +64,8 @@ flags.DEFINE_integer("steps", 8, "Timed steps per variant.")
 flags.DEFINE_string("worker", None, "Internal: run one variant (JSON).")
 
 # "ours" trains as the shipped config does (mixed proxy); "FFT kernels" are
-# its layers before 2026-11-30 (tfc's RDFTParameter).
+# its layers before 2026-11-30 (tfc's RDFTParameter); "stock layers" before
+# 2026-12-01 (Keras' Conv2DTranspose, tfc's GDN and its offset search for z).
 _OURS = dict(proxy="mixed", patch=256, batch=8)
 VARIANTS = [
     dict(name="reference (tfc-style, fp32, uncached, TF defaults)",
@@ -73,11 +74,14 @@ VARIANTS = [
     dict(_OURS, name="ours fp32", precision="float32",
          env={"TF_ENABLE_ONEDNN_OPTS": "0"}),
     dict(_OURS, name="ours fp32 + oneDNN, FFT kernels", precision="float32",
-         fft_kernels=True, env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
+         fft_kernels=True, stock_layers=True,
+         env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    dict(_OURS, name="ours fp32 + oneDNN, stock layers", precision="float32",
+         stock_layers=True, env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
     dict(_OURS, name="ours fp32 + oneDNN", precision="float32",
          env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
     dict(_OURS, name="ours bf16, FFT kernels", precision="bfloat16",
-         fft_kernels=True),
+         fft_kernels=True, stock_layers=True),
     dict(_OURS, name="ours bf16 (auto where native)", precision="bfloat16"),
     dict(_OURS, name="ours bf16 128px x 16", precision="bfloat16", patch=128,
          batch=16),
@@ -134,15 +138,20 @@ def _single_rate_share():
 def run_worker(variant):
   """Times training steps of one variant; returns its measurements."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_compression as tfc  # pylint: disable=g-import-not-at-top
   from tfc_lic import data  # pylint: disable=g-import-not-at-top
+  from tfc_lic import models  # pylint: disable=g-import-not-at-top
   from tfc_lic import transforms  # pylint: disable=g-import-not-at-top
   if variant.get("reference"):
     transforms._conv = _reference_conv  # pylint: disable=protected-access
   if variant.get("fft_kernels"):
     # Before MatrixRDFTParameter: tfc's own layer computes the kernel by FFT.
-    import tensorflow_compression as tfc  # pylint: disable=g-import-not-at-top
     transforms._conv = functools.partial(  # pylint: disable=protected-access
         transforms._conv, signal_conv=tfc.SignalConv2D)  # pylint: disable=protected-access
+  if variant.get("stock_layers"):
+    transforms.Conv2DTranspose = tf.keras.layers.Conv2DTranspose
+    transforms.GDN = tfc.GDN
+    models.median_offset = lambda prior: None  # tfc's offset heuristic
   model = _seeded_model(variant, [0.0018, 0.0067, 0.025],
                         variant["precision"])
   model.proxy = variant.get("proxy", "noise")

@@ -1,5 +1,6 @@
 """Transforms: the hyper-synthesis' float64 codec path computes what its
-layers compute; the matrix RDFT kernels compute what tfc's FFT ones do."""
+layers compute; the matrix RDFT kernels compute what tfc's FFT ones do; the
+up-convolutions and GDN compute what Keras' and tfc's layers do."""
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import tensorflow_compression as tfc
 
 from tfc_lic import models
 from tfc_lic import parameters
+from tfc_lic import transforms
 
 
 @pytest.mark.parametrize("architecture", sorted(models.ARCHITECTURES))
@@ -69,3 +71,51 @@ def test_signal_conv_restores_tfc_checkpoints_and_computes_the_same(tmp_path):
   assert isinstance(ours.kernel_parameter, parameters.MatrixRDFTParameter)
   tf.train.Checkpoint(layer=ours).read(prefix).assert_consumed()
   np.testing.assert_allclose(ours(x).numpy(), reference(x).numpy(), atol=1e-4)
+
+
+def _values_and_gradients(layer, x):
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = layer(x)
+    loss = tf.reduce_sum(tf.sin(y))
+  return [y] + tape.gradient(loss, [x] + layer.trainable_variables)
+
+
+def _assert_same_layer(reference, ours, x, atol, directory):
+  """`ours` restores `reference`'s checkpoint and computes the same values and
+  gradients."""
+  reference(x)
+  for v in reference.trainable_variables:
+    v.assign(v + tf.random.uniform(v.shape, 0., .5))
+  prefix = tf.train.Checkpoint(layer=reference).write(str(directory / "ckpt"))
+  ours(x)
+  tf.train.Checkpoint(layer=ours).read(prefix).assert_consumed()
+  for expected, actual in zip(_values_and_gradients(reference, x),
+                              _values_and_gradients(ours, x)):
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=atol)
+
+
+@pytest.mark.parametrize("kernel,height,width", [(5, 7, 10), (3, 6, 5)])
+def test_up_convolution_equals_keras_conv2d_transpose(kernel, height, width,
+                                                     tmp_path):
+  tf.keras.utils.set_random_seed(5)
+  x = tf.random.normal([2, height, width, 4])
+  kwargs = dict(filters=3, kernel_size=kernel, strides=2, padding="same",
+                activation=tf.nn.relu)
+  ours = transforms.Conv2DTranspose(**kwargs)
+  _assert_same_layer(tf.keras.layers.Conv2DTranspose(**kwargs), ours, x,
+                     atol=1e-5, directory=tmp_path)
+  assert ours(x).shape == (2, 2 * height, 2 * width, 3)
+  traced = tf.function(ours).get_concrete_function(
+      tf.TensorSpec([None, height, None, 4]))
+  assert traced.structured_outputs.shape.as_list() == [None, 2 * height,
+                                                       None, 3]
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_gdn_equals_tfc_gdn(inverse, tmp_path):
+  tf.keras.utils.set_random_seed(6)
+  x = tf.random.normal([2, 5, 6, 8])
+  _assert_same_layer(tfc.GDN(inverse=inverse),
+                     transforms.GDN(inverse=inverse), x, atol=1e-5,
+                     directory=tmp_path)
