@@ -48,12 +48,11 @@ def median_offset(prior, bound=1024., points=64, rounds=4):
   high = tf.fill([channels], bound)
   grid = tf.linspace(0., 1., points)[:, None]
   for _ in range(rounds):
-    xs = tf.transpose(low + (high - low) * grid)
-    below = tf.reduce_sum(tf.cast(base.cdf(tf.transpose(xs)) < .5, tf.int32),
-                          axis=0)
-    i = tf.clip_by_value(below - 1, 0, points - 2)
-    low = tf.gather(xs, i, batch_dims=1)
-    high = tf.gather(xs, i + 1, batch_dims=1)
+    step = (high - low) / (points - 1)
+    below = tf.reduce_sum(
+        tf.cast(base.cdf(low + (high - low) * grid) < .5, tf.float32), axis=0)
+    low += step * tf.clip_by_value(below - 1., 0., points - 2.)
+    high = low + step
   cdf_low, cdf_high = base.cdf(low), base.cdf(high)
   median = low + (.5 - cdf_low) / (cdf_high - cdf_low) * (high - low)
   return tf.stop_gradient(median - tf.round(median))
