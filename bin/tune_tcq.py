@@ -109,10 +109,13 @@ def main(argv):
       print(f"{FLAGS.quantizer} λ={lmbda} j={j}: {text}", flush=True)
     scored = [r for r in rows if r[score] is not None]
     best = min(scored, key=lambda r: r[score]) if scored else None
-    print(f"best: λ={best['lmbda']} j={best['delta_index']} "
-          f"({_percent(best[score])})" if best else
-          f"best: none (no curve scored against USQ above {FLAGS.min_bpp} "
-          "bpp)")
+    if best:
+      print(f"best: λ={best['lmbda']} j={best['delta_index']} "
+            f"({_percent(best[score])})")
+    else:
+      where = f" in {window[0]}-{window[1]} dB" if window else ""
+      print(f"best: none (no curve scored against USQ above {FLAGS.min_bpp} "
+            f"bpp{where}; move the window into the curves' common range)")
     image_io.write_atomic(FLAGS.output, json.dumps(dict(
         run=FLAGS.run, images=FLAGS.images, max_images=FLAGS.max_images,
         min_bpp=FLAGS.min_bpp, psnr_window=window,
