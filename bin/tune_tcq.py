@@ -113,9 +113,10 @@ def main(argv):
       print(f"best: λ={best['lmbda']} j={best['delta_index']} "
             f"({_percent(best[score])})")
     else:
-      where = f" in {window[0]}-{window[1]} dB" if window else ""
+      where = (f" in {window[0]}-{window[1]} dB; move the window into the "
+               "curves' common range" if window else "")
       print(f"best: none (no curve scored against USQ above {FLAGS.min_bpp} "
-            f"bpp{where}; move the window into the curves' common range)")
+            f"bpp{where})")
     image_io.write_atomic(FLAGS.output, json.dumps(dict(
         run=FLAGS.run, images=FLAGS.images, max_images=FLAGS.max_images,
         min_bpp=FLAGS.min_bpp, psnr_window=window,
