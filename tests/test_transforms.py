@@ -1,6 +1,7 @@
 """Transforms: the hyper-synthesis' float64 codec path computes what its
 layers compute; the matrix RDFT kernels compute what tfc's FFT ones do; the
-up-convolutions and GDN compute what Keras' and tfc's layers do."""
+up-convolutions and GDN compute what Keras' and tfc's layers do, and pad
+for Eigen's kernels only to train without AVX512."""
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import tensorflow_compression as tfc
 
 from tfc_lic import models
 from tfc_lic import parameters
+from tfc_lic import precision
 from tfc_lic import transforms
 
 
@@ -95,6 +97,14 @@ def _assert_same_layer(reference, ours, x, atol, directory):
     np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=atol)
 
 
+def _up_convolution_paddings(layer, x, training):
+  """The padding attributes of the transposed convolutions `layer` runs."""
+  graph = tf.function(
+      lambda x: layer(x, training=training)).get_concrete_function(x).graph
+  return {op.get_attr("padding") for op in graph.get_operations()
+          if op.type == "Conv2DBackpropInput"}
+
+
 @pytest.mark.parametrize("kernel,height,width", [(5, 7, 10), (3, 6, 5)])
 def test_up_convolution_equals_keras_conv2d_transpose(kernel, height, width,
                                                      tmp_path):
@@ -102,14 +112,39 @@ def test_up_convolution_equals_keras_conv2d_transpose(kernel, height, width,
   x = tf.random.normal([2, height, width, 4])
   kwargs = dict(filters=3, kernel_size=kernel, strides=2, padding="same",
                 activation=tf.nn.relu)
-  ours = transforms.Conv2DTranspose(**kwargs)
+  ours = transforms.Conv2DTranspose(explicit_padding=True, **kwargs)
   _assert_same_layer(tf.keras.layers.Conv2DTranspose(**kwargs), ours, x,
                      atol=1e-5, directory=tmp_path)
+  assert _up_convolution_paddings(ours, x, training=False) == {b"EXPLICIT"}
   assert ours(x).shape == (2, 2 * height, 2 * width, 3)
   traced = tf.function(ours).get_concrete_function(
       tf.TensorSpec([None, height, None, 4]))
   assert traced.structured_outputs.shape.as_list() == [None, 2 * height,
                                                        None, 3]
+
+
+def test_up_convolution_pads_explicitly_only_to_train_without_avx512():
+  x = tf.zeros([1, 4, 5, 2])
+  layer = transforms.Conv2DTranspose(3, 5, strides=2, padding="same")
+  layer(x)
+  # Inference (what an export traces) is the same graph on every machine.
+  assert _up_convolution_paddings(layer, x, training=False) == {b"SAME"}
+  eigen = "avx512f" not in precision.cpu_flags()
+  assert transforms.eigen_trains_up_convolutions_faster() == eigen
+  assert _up_convolution_paddings(layer, x, training=True) == (
+      {b"EXPLICIT"} if eigen else {b"SAME"})
+  # The model's training pass (synthesis and hyper-synthesis) and stage 2's.
+  model = models.create_model("mbt2018-mean", lmbdas=[0.01], num_filters=8,
+                              latent_channels=12)
+  image = tf.zeros([1, 64, 64, 3])
+  assert _up_convolution_paddings(model, image, training=True) == (
+      {b"EXPLICIT"} if eigen else {b"SAME"})
+  assert _up_convolution_paddings(model, image, training=False) == {b"SAME"}
+  y_hat = tf.zeros([1, 4, 4, 12])
+  synthesize = lambda y, training: model.synthesize(
+      y, tf.zeros([1], tf.int32), [64, 64], training=training)
+  assert _up_convolution_paddings(synthesize, y_hat, training=True) == (
+      {b"EXPLICIT"} if eigen else {b"SAME"})
 
 
 @pytest.mark.parametrize("inverse", [False, True])

@@ -61,14 +61,15 @@ class SynthesisFinetuner(tf.keras.Model):
       outputs.append(tf.stop_gradient(y_hat))
     return outputs
 
-  def _loss(self, x, rate):
+  def _loss(self, x, rate, training=False):
     """Sum over quantizers of λ-weighted MSE; also the per-example MSE."""
     lmbda = tf.gather(tf.constant(self.model.lmbdas), rate)
     total, mses = 0., []
     for quantizer, y_hat in zip(self.quantizers,
                                 self.quantized_latents(x, rate)):
       synthesis = self.model.quantizer_syntheses[quantizer]
-      x_hat = self.model.synthesize(y_hat, rate, tf.shape(x)[1:3], synthesis)
+      x_hat = self.model.synthesize(y_hat, rate, tf.shape(x)[1:3], synthesis,
+                                    training=training)
       mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat),
                            axis=(1, 2, 3))
       # Normalised by the mean λ so the learning rate means the same for any λs.
@@ -89,7 +90,7 @@ class SynthesisFinetuner(tf.keras.Model):
     variables = self.trainable_weights
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
-      loss, mse = self._loss(x, rate)
+      loss, mse = self._loss(x, rate, training=True)
       scaled_loss = loss / replicas
     self.optimizer.apply_gradients(zip(
         tape.gradient(scaled_loss, variables), variables))

@@ -219,11 +219,11 @@ class HyperpriorModel(tf.keras.Model):
     """The synthesis finetuned for `quantizer` (stage 2), else stage 1's."""
     return self.quantizer_syntheses.get(quantizer, self.synthesis_transform)
 
-  def synthesize(self, y_hat, rate, x_shape, synthesis=None):
+  def synthesize(self, y_hat, rate, x_shape, synthesis=None, training=False):
     """Gained, quantized latents -> image, cropped to `x_shape` (float)."""
     _, inverse_gain = self.rate_gains(rate)
     synthesis = synthesis or self.synthesis_transform
-    x_hat = synthesis(y_hat * inverse_gain)
+    x_hat = synthesis(y_hat * inverse_gain, training=training)
     return tf.cast(x_hat[:, :x_shape[0], :x_shape[1], :], tf.float32)
 
   def call(self, x, rate=None, training=False):
@@ -248,7 +248,7 @@ class HyperpriorModel(tf.keras.Model):
     y_tilde, bits = entropy_model(y, scale_index, loc=loc, training=training)
     if mixed:
       y_tilde = entropy_model.quantize(y, loc=loc)
-    x_hat = self.synthesize(y_tilde, rate, tf.shape(x)[1:3])
+    x_hat = self.synthesize(y_tilde, rate, tf.shape(x)[1:3], training=training)
     num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), tf.float32)
     bpp = (bits + side_bits) / num_pixels
     mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat), axis=(1, 2, 3))

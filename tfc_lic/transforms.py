@@ -6,10 +6,20 @@ Every transform takes a Keras dtype policy so that convolutions can run in
 bfloat16 while the entropy models stay in float32.
 """
 
+import functools
+
 import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tfc_lic import parameters
+from tfc_lic import precision
+
+
+@functools.lru_cache(maxsize=None)
+def eigen_trains_up_convolutions_faster():
+  """Whether this CPU lacks AVX512, where oneDNN's filter gradient of a
+  transposed convolution is slower than Eigen's (see Conv2DTranspose)."""
+  return "avx512f" not in precision.cpu_flags()
 
 
 def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
@@ -22,10 +32,10 @@ def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
   EXPLICIT padding has no oneDNN kernel and runs >10x slower, so the input is
   then padded by a separate op instead. (In float32 that moves the backprops
   from Eigen to oneDNN, yet a step took 4.6 s against 4.0 on 2 AVX2 cores.)
-  Upsampling layers are Keras' Conv2DTranspose (on Eigen's kernels in
-  float32, see below): same output size and support as SignalConv2D's
-  "same_zeros" up-convolution, but 2x faster in bfloat16 on CPU
-  (SignalConv2D computes a larger transposed convolution and crops it).
+  Upsampling layers are Keras' Conv2DTranspose (training on Eigen's kernels
+  in float32 without AVX512, see below): same output size and support as
+  SignalConv2D's "same_zeros" up-convolution, but 2x faster in bfloat16 on
+  CPU (SignalConv2D computes a larger transposed convolution and crops it).
   """
   if up > 1:
     return Conv2DTranspose(
@@ -38,18 +48,30 @@ def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
 
 
 class Conv2DTranspose(tf.keras.layers.Conv2DTranspose):
-  """Keras' up-convolution, its "same" padding passed to TF as numbers when
-  it computes in float32.
+  """Keras' up-convolution, its "same" padding passed to TF as numbers when it
+  trains in float32 on a CPU without AVX512.
 
   TF then runs Eigen's kernels instead of oneDNN's, whose filter gradient was
   the slowest op of a training step on AVX2 (64² -> 128² × 128 channels,
-  batch 8: 1.14 s forward and backward, 0.57 s with Eigen). Same values up to
-  float rounding. In bfloat16, oneDNN's kernels are the fast ones.
+  batch 8: 1.14 s forward and backward, 0.57 s with Eigen). With AVX512
+  oneDNN's is the faster one (0.31 against 0.42 s), as it is in bfloat16,
+  and inference (a Kodak synthesis: 141 against 198 ms on AVX512, equal on
+  AVX2) keeps Keras' path, so an export's graph is the same on any machine.
+  `explicit_padding` overrides the choice (None: as above). Same values up
+  to float rounding.
   """
 
-  def call(self, inputs):
-    if self.compute_dtype != "float32" or self.padding != "same" or any(
-        k < s for k, s in zip(self.kernel_size, self.strides)):
+  def __init__(self, *args, explicit_padding=None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.explicit_padding = explicit_padding
+
+  def call(self, inputs, training=None):
+    explicit = self.explicit_padding
+    if explicit is None:
+      explicit = bool(training) and eigen_trains_up_convolutions_faster()
+    if (not explicit or self.compute_dtype != "float32" or
+        self.padding != "same" or any(
+            k < s for k, s in zip(self.kernel_size, self.strides))):
       return super().call(inputs)
     shape = tf.shape(inputs)
     output_shape = tf.stack([shape[0], shape[1] * self.strides[0],
