@@ -50,7 +50,10 @@ def main(argv):
     delta_indexes = {k: int(v) for k, v in (
         d.split("=") for d in FLAGS.delta_indexes)}
     stage1 = training.load_config(os.path.join(run, "config.json"))
+    # The syntheses train in --precision; the frozen encoder computes in
+    # float32, as the codec does, so they train on the codec's own latents.
     config = dict(stage1, precision=precision.resolve(FLAGS.precision),
+                  frozen_precision="float32",
                   finetuned_quantizers=list(FLAGS.quantizers))
     training.init_run_dir(train_dir, config)
     with strategy.scope():

@@ -1,4 +1,5 @@
-"""Stage 2 changes only the per-quantizer syntheses; old streams still decode."""
+"""Stage 2 changes only the per-quantizer syntheses, trains them on the
+codec's own latents, and old streams still decode."""
 
 import os
 import subprocess
@@ -6,9 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from tests.conftest import REPO, smooth_image
+from tests.conftest import REPO, TINY_CONFIG, smooth_image
 from tfc_lic import codec as codec_lib
+from tfc_lic import finetuning
 from tfc_lic import training
 
 TINY = ["--flagfile=configs/tiny-test.cfg", "--validate_every=0"]
@@ -79,3 +82,27 @@ def test_stage2_decodes_stage1_streams(runs):
     # ...but the finetuned synthesis reconstructs it differently.
     old = stage1.decode(before["container"])["image"].numpy()
     assert not np.array_equal(old, after["image"].numpy())
+
+
+def test_bfloat16_stage2_trains_on_the_codecs_float32_latents():
+  tf.keras.utils.set_random_seed(2)
+  config = dict(TINY_CONFIG, finetuned_quantizers=["usq", "tcq8"])
+  mixed = training.model_from_config(
+      dict(config, precision="bfloat16", frozen_precision="float32"))
+  for part in FROZEN:
+    if part != "hyperprior":
+      assert getattr(mixed, part).layers[0].compute_dtype == "float32", part
+  for synthesis in mixed.quantizer_syntheses.values():
+    assert synthesis.layers[0].compute_dtype == "bfloat16"
+  reference = training.model_from_config(dict(config, precision="float32"))
+  reference.set_weights(mixed.get_weights())
+  finetuner = finetuning.SynthesisFinetuner(
+      mixed, delta_indexes={"usq": 2, "tcq8": -4})
+  codec = codec_lib.ImageCodec(reference)
+  image = smooth_image(64, 96)
+  latents = finetuner.quantized_latents(
+      tf.cast(image, tf.float32)[None], tf.constant([1]))
+  for quantizer, delta_index, y_hat in zip(("usq", "tcq8"), (2, -4), latents):
+    expected = codec.encode(image, codec_lib.quantizer_id(quantizer), 1.,
+                            delta_index)["y_hat"]
+    np.testing.assert_array_equal(y_hat.numpy(), expected.numpy())

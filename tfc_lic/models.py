@@ -58,6 +58,13 @@ def median_offset(prior, bound=1024., points=64, rounds=4):
   return tf.stop_gradient(median - tf.round(median))
 
 
+def _dtype_policy(precision):
+  """The Keras dtype policy of transforms trained in `precision`."""
+  if precision not in ("float32", "bfloat16"):
+    raise ValueError(f"precision must be float32 or bfloat16, not {precision}")
+  return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+
+
 class HyperpriorModel(tf.keras.Model):
   """Transforms, gain units and entropy models shared by both architectures.
 
@@ -76,7 +83,7 @@ class HyperpriorModel(tf.keras.Model):
 
   def __init__(self, lmbdas=(0.0067,), num_filters=128, latent_channels=192,
                num_scales=96, scale_min=0.11, precision="float32",
-               finetuned_quantizers=(), **kwargs):
+               frozen_precision=None, finetuned_quantizers=(), **kwargs):
     super().__init__(**kwargs)
     self.lmbdas = tuple(float(l) for l in lmbdas)
     self.num_filters = int(num_filters)
@@ -84,14 +91,16 @@ class HyperpriorModel(tf.keras.Model):
     self.num_scales = int(num_scales)
     self.scale_min = float(scale_min)
     self.precision = precision
-    if precision not in ("float32", "bfloat16"):
-      raise ValueError(f"precision must be float32 or bfloat16, not {precision}")
-    self.transform_dtype = (
-        "mixed_bfloat16" if precision == "bfloat16" else "float32")
+    # What stage 2 freezes (analysis, hyper transforms, stage-1 synthesis) may
+    # compute in another precision than what trains: stage 2 keeps it in
+    # float32 so that its latents are the codec's, bit for bit.
+    self.frozen_precision = frozen_precision or precision
+    self.transform_dtype = _dtype_policy(precision)
+    self.frozen_dtype = _dtype_policy(self.frozen_precision)
     self.analysis_transform = transforms.AnalysisTransform(
-        num_filters, latent_channels, dtype=self.transform_dtype)
+        num_filters, latent_channels, dtype=self.frozen_dtype)
     self.synthesis_transform = transforms.SynthesisTransform(
-        num_filters, dtype=self.transform_dtype)
+        num_filters, dtype=self.frozen_dtype)
     # Stage 2: one synthesis per quantizer it was finetuned for.
     self.finetuned_quantizers = tuple(finetuned_quantizers)
     self.quantizer_syntheses = {
@@ -100,7 +109,7 @@ class HyperpriorModel(tf.keras.Model):
         for q in self.finetuned_quantizers}
     self.hyper_analysis_transform = transforms.HyperAnalysisTransform(
         num_filters, activation=self.hyper_activation,
-        dtype=self.transform_dtype)
+        dtype=self.frozen_dtype)
     self.hyper_synthesis_transform = self.make_hyper_synthesis()
     self.hyperprior = tfc.NoisyDeepFactorized(batch_shape=(num_filters,))
     # Quantization step ~ 1/sqrt(lambda) for MSE: start the gains there.
@@ -143,6 +152,7 @@ class HyperpriorModel(tf.keras.Model):
         lmbdas=list(self.lmbdas), num_filters=self.num_filters,
         latent_channels=self.latent_channels, num_scales=self.num_scales,
         scale_min=self.scale_min, precision=self.precision,
+        frozen_precision=self.frozen_precision,
         finetuned_quantizers=list(self.finetuned_quantizers))
 
   def entropy_model(self, compression=False):
@@ -307,7 +317,7 @@ class ScaleHyperprior(HyperpriorModel):
   def make_hyper_synthesis(self):
     return transforms.HyperSynthesisTransform(
         self.num_filters, self.num_filters, self.latent_channels,
-        dtype=self.transform_dtype)
+        dtype=self.frozen_dtype)
 
   def hyper_input(self, y):
     return tf.abs(y)
@@ -325,7 +335,7 @@ class MeanScaleHyperprior(HyperpriorModel):
     return transforms.HyperSynthesisTransform(
         self.latent_channels, self.latent_channels * 3 // 2,
         2 * self.latent_channels, activation=tf.nn.leaky_relu,
-        dtype=self.transform_dtype)
+        dtype=self.frozen_dtype)
 
   def hyper_input(self, y):
     return y
