@@ -227,14 +227,17 @@ def export_model(model, config, base_dir, name, version, metadata,
                  tcq_lambda=None, **kwargs):
   """export_codec for a trained model, its weights stored as float16.
 
-  `config` is the model's (training.model_from_config; the metadata keeps
-  it for model_from_saved_model). Weights are rounded
-  to float16 as checkpoints/ keeps them (training.save_compact_weights), so
-  both have the same model id; outputs equal a float32 model holding the
-  rounded weights. Returns the paths (full, core-op).
+  `config` is the model's (training.model_from_config); the metadata keeps
+  it as the export computes it, in float32, for model_from_saved_model.
+  Weights are rounded to float16 as checkpoints/ keeps them
+  (training.save_compact_weights), so both have the same model id; outputs
+  equal a float32 model holding the rounded weights. Returns the paths (full,
+  core-op).
   """
+  config = {k: v for k, v in config.items() if k != "frozen_precision"}
+  config["precision"] = "float32"
   with _float16_storage():
-    stored = training.model_from_config(dict(config, precision="float32"))
+    stored = training.model_from_config(config)
     for target, source in zip(stored.variables, model.variables):
       target.assign(source.numpy().astype(target.dtype.as_numpy_dtype))
     codec = codec_lib.ImageCodec(stored, tcq_lambda=tcq_lambda)
