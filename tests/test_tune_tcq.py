@@ -18,9 +18,9 @@ from tfc_lic import training
 # The zoo's stage-1 weights: a trained model, whose curves rise with rate
 # (not the milestone folder, which moves on between exports).
 RUN = os.path.join(REPO, "checkpoints", "mbt2018-mean-vr")
-# Inside both curves on the crop below (common range 32.9-36.9 dB with v8's
+# Inside both curves on the crop below (common range 33.97-38.02 dB with v9's
 # stage-1 weights; re-measure when the zoo is re-exported).
-WINDOW = (33.5, 36.0)
+WINDOW = (34.5, 37.5)
 
 
 def test_curves_match_the_codecs_streams(kodim23, tmp_path):
