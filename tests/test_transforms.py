@@ -131,20 +131,20 @@ def test_up_convolution_pads_explicitly_only_to_train_without_avx512():
   assert _up_convolution_paddings(layer, x, training=False) == {b"SAME"}
   eigen = "avx512f" not in precision.cpu_flags()
   assert transforms.eigen_trains_up_convolutions_faster() == eigen
-  assert _up_convolution_paddings(layer, x, training=True) == (
-      {b"EXPLICIT"} if eigen else {b"SAME"})
+  training_paddings = {b"EXPLICIT"} if eigen else {b"SAME"}
+  assert _up_convolution_paddings(layer, x, training=True) == training_paddings
   # The model's training pass (synthesis and hyper-synthesis) and stage 2's.
   model = models.create_model("mbt2018-mean", lmbdas=[0.01], num_filters=8,
                               latent_channels=12)
   image = tf.zeros([1, 64, 64, 3])
-  assert _up_convolution_paddings(model, image, training=True) == (
-      {b"EXPLICIT"} if eigen else {b"SAME"})
+  assert _up_convolution_paddings(model, image,
+                                  training=True) == training_paddings
   assert _up_convolution_paddings(model, image, training=False) == {b"SAME"}
   y_hat = tf.zeros([1, 4, 4, 12])
   synthesize = lambda y, training: model.synthesize(
       y, tf.zeros([1], tf.int32), [64, 64], training=training)
-  assert _up_convolution_paddings(synthesize, y_hat, training=True) == (
-      {b"EXPLICIT"} if eigen else {b"SAME"})
+  assert _up_convolution_paddings(synthesize, y_hat,
+                                  training=True) == training_paddings
 
 
 @pytest.mark.parametrize("inverse", [False, True])
