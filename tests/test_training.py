@@ -253,6 +253,22 @@ def test_continued_run_averages_with_full_decay_from_its_start(tmp_path):
   assert any(not np.allclose(s, w) for s, w in zip(start, weights))
 
 
+def test_run_continued_from_another_runs_weights_keeps_its_step(tmp_path):
+  """A run's weights/ also hold its Adam state, step count included (Keras
+  tracks a compiled model's optimizer): a run continued from that folder
+  goes on at the history's step, with that Adam state, instead of adding
+  the restored step count on top."""
+  first_dir = str(tmp_path / "first")
+  first = _tiny_trainer(first_dir, 2, average_decay=0.9)
+  first.fit(_tiny_crops().repeat())
+  source = tmp_path / "source"
+  shutil.copytree(os.path.join(first_dir, "weights"), source / "weights")
+  shutil.copy(os.path.join(first_dir, "history.jsonl"), source)
+  second = _tiny_trainer(str(tmp_path / "second"), 3, average_decay=0.9)
+  assert second.continue_from(str(source)) == 2
+  assert int(second.optimizer.iterations.numpy()) == 2
+
+
 def test_checkpoint_without_averages_resumes_with_averaging(tmp_path):
   """A run checkpointed before averaging existed resumes; its averages start
   from the restored weights, not from a fresh initialisation."""

@@ -166,7 +166,8 @@ def weights_fingerprint(model):
 
 
 def save_weights(model, directory):
-  """Writes compact weights (no optimizer state) to `directory`."""
+  """Writes the model's weights to `directory` (with its optimizer's state
+  once compiled: Keras tracks it, so a run can be continued from them)."""
   checkpoint = tf.train.Checkpoint(model=model)
   tf.io.gfile.makedirs(directory)
   prefix = checkpoint.write(os.path.join(directory, "weights"))
@@ -271,7 +272,9 @@ class Trainer:
       lines = f.read().splitlines()
     last = json.loads(lines[-1]) if lines else {"step": 0, "wall_time": 0.}
     load_weights(self.model, path)
-    self.initial_step.assign(last["step"])
+    # A run's weights/ also hold its Adam state (the compiled model tracks
+    # its optimizer), step count included: the history's step is the total.
+    self.initial_step.assign(last["step"] - self.optimizer.iterations)
     self.wall_time.assign(last["wall_time"])
     if self.chief:
       with open(os.path.join(self.train_dir, "history.jsonl"), "w") as f:
