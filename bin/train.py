@@ -17,12 +17,13 @@ from absl import flags
 
 from tfc_lic import cli
 from tfc_lic import data
+from tfc_lic import models
 from tfc_lic import precision
 from tfc_lic import training
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", None, "Run directory (checkpoints, logs).")
-flags.DEFINE_enum("architecture", "mbt2018-mean", ["bmshj2018", "mbt2018-mean"],
+flags.DEFINE_enum("architecture", "mbt2018-mean", sorted(models.ARCHITECTURES),
                   "Model architecture.")
 flags.DEFINE_list("lmbdas", ["0.0067"],
                   "Rate-distortion trade-offs (loss = bpp + λ·MSE on 0..255); "

@@ -1,9 +1,13 @@
 """Training proxies of the models: what the rates and the syntheses see."""
 
+import os
+import tempfile
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tfc_lic import coding_passes
 from tfc_lic import models
 from tests.conftest import smooth_image
 
@@ -59,3 +63,49 @@ def test_median_offset_is_the_factorized_priors_median_modulo_one():
   np.testing.assert_allclose(wrapped(offset - median), 0., atol=1e-4)
   heuristic = tfc.distributions.helpers.quantization_offset(prior).numpy()
   np.testing.assert_allclose(wrapped(offset - heuristic), 0., atol=5e-3)
+
+
+def _tiny(architecture):
+  tf.keras.utils.set_random_seed(3)
+  return models.create_model(architecture, lmbdas=(0.005, 0.02),
+                             num_filters=16, latent_channels=24)
+
+
+def test_checkerboard_warm_start_begins_where_the_hyperprior_model_was():
+  """With the weights of a model without context (its context layers not in
+  the checkpoint), the checkerboard model starts with the same loss."""
+  base = _tiny("mbt2018-mean")
+  checkerboard = _tiny("mbt2018-mean-checkerboard")
+  for v in base.trainable_variables:
+    v.assign(v + tf.random.normal(v.shape, stddev=.05))
+  prefix = tf.train.Checkpoint(model=base).write(
+      os.path.join(tempfile.mkdtemp(), "weights"))
+  tf.train.Checkpoint(model=checkerboard).read(prefix).expect_partial()
+  x = tf.constant(smooth_image(64, 64, seed=5)[None], tf.float32)
+  for rate in (0, 1):
+    expected = base(x, tf.constant([rate]), training=False)
+    actual = checkerboard(x, tf.constant([rate]), training=False)
+    np.testing.assert_allclose([float(t) for t in actual],
+                               [float(t) for t in expected], rtol=1e-6)
+
+
+def test_checkerboard_parameters_of_a_pass_see_only_decoded_anchors():
+  """Anchors' parameters ignore every latent; the others' parameters change
+  with the anchors but not with any non-anchor latent (decodable in two
+  passes)."""
+  model = _tiny("mbt2018-mean-checkerboard")
+  for v in model.context.trainable_variables:  # A context that is not zero.
+    v.assign(tf.random.normal(v.shape, stddev=.1))
+  hyper = (tf.random.normal([1, 6, 6, 24]), tf.random.normal([1, 6, 6, 24]))
+  anchor = coding_passes.checkerboard(6, 6).numpy()
+  assert anchor.sum() == 18 and anchor[0, 0, 0, 0] == 1
+  latents = tf.random.normal([1, 6, 6, 24]) * 4.
+  changed = latents + 3. * (1. - anchor)
+  first = model.context_parameters(hyper, latents * anchor)
+  second = model.context_parameters(hyper, changed * anchor)
+  for a, b in zip(first, second):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  moved = model.context_parameters(hyper, (latents + 1.) * anchor)
+  non_anchor = anchor[..., 0] == 0
+  for a, b in zip(first, moved):
+    assert np.all(np.abs(a.numpy() - b.numpy())[non_anchor] > 0)

@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tfc_lic import codec as codec_lib
+from tfc_lic import coding_passes
 from tfc_lic import container
 from tfc_lic import entropy_tables
 from tfc_lic import latent_codecs
@@ -32,6 +33,7 @@ from tfc_lic import latent_codecs
 OUTPUTS = {
     "analyze": {"z": np.float32, "k": np.int32, "table": np.int32},
     "hyper_decode": {"loc": np.float32, "scale_index": np.float32},
+    "pass_parameters": {"loc": np.float32, "scale_index": np.float32},
     "synthesize": {"image": np.uint8},
     "describe": {"metadata": str, "compatible": bool, "lookup": np.int32,
                  "offset": np.int32, "side_cdf": np.int32,
@@ -131,12 +133,14 @@ class Client:
     tables = entropy_tables.EntropyTables(
         described["lookup"], described["offset"], self.info["num_scales"])
     codecs = [latent_codecs.create(q, tables) for q in codec_lib.QUANTIZERS]
-    self.coder = codec_lib.EntropyCoder(side, codecs, self.info["model_id"])
+    # Exports older than coding schemes have one pass over all positions.
+    self.coder = codec_lib.EntropyCoder(
+        side, codecs, self.info["model_id"],
+        self.info.get("coding_scheme", "raster"))
     self._encode = tf.function(self.coder.encode, reduce_retracing=True)
     self._decode_side = tf.function(self.coder.decode_side,
                                     reduce_retracing=True)
-    self._decode_latents = tf.function(self.coder.decode_latents,
-                                       reduce_retracing=True)
+    self._read_pass = tf.function(self.coder.read_pass, reduce_retracing=True)
 
   def compress(self, image, quantizer=None, rate=None, delta_index=None):
     """uint8 image [H, W, 3] -> container bytes (the metadata's defaults)."""
@@ -164,8 +168,24 @@ class Client:
     size = {"height": fields["height"].numpy(),
             "width": fields["width"].numpy()}
     hyper = self.call("hyper_decode", dict(z_hat=z_hat.numpy(), **size))
-    _, y_hat = self._decode_latents(
-        fields, tf.constant(hyper["loc"]), tf.constant(hyper["scale_index"]))
+    y_hat = self._decode_passes(fields, hyper)
     return self.call("synthesize", dict(
-        y_hat=y_hat.numpy(), quantizer=fields["quantizer"].numpy(),
+        y_hat=y_hat, quantizer=fields["quantizer"].numpy(),
         rate=fields["rate"].numpy(), **size))["image"]
+
+  def _decode_passes(self, fields, hyper):
+    """y_hat, pass by pass; with a context model the server gives each
+    pass's parameters from the latents decoded before it."""
+    handle = self.coder.start_latents(fields)
+    y_hat = np.zeros(hyper["loc"].shape, np.float32)
+    for indexes in self.coder.passes(fields["height"], fields["width"]):
+      params = hyper if self.coder.coding_scheme == "raster" else self.call(
+          "pass_parameters", dict(hyper, decoded=y_hat))
+      gathered = [coding_passes.gather(tf.constant(params[name]), indexes)
+                  for name in ("loc", "scale_index")]
+      handle, _, y_hat_pass = self._read_pass(
+          handle, fields["quantizer"], fields["delta_index"], *gathered)
+      y_hat = coding_passes.scatter(tf.constant(y_hat), indexes,
+                                    y_hat_pass).numpy()
+    (y_hat,) = self.coder.finish_latents(handle, tf.constant(y_hat))
+    return y_hat.numpy()

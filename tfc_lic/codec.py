@@ -15,10 +15,13 @@ import hashlib
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_compression as tfc
 
+from tfc_lic import coding_passes
 from tfc_lic import container
 from tfc_lic import entropy_tables
 from tfc_lic import latent_codecs
+from tfc_lic.latent_codecs import usq
 
 QUANTIZERS = tuple(latent_codecs.QUANTIZER_IDS)
 
@@ -35,7 +38,8 @@ def encoder_fingerprint(model):
   """
   digest = hashlib.sha256()
   parts = [model.analysis_transform, model.hyper_analysis_transform,
-           model.hyper_synthesis_transform, model.hyperprior]
+           model.hyper_synthesis_transform, model.hyperprior] + (
+               [model.context] if model.context is not None else [])
   variables = [v for p in parts for v in p.trainable_variables] + [model.gain]
   for v in variables:
     digest.update(v.name.encode())
@@ -88,10 +92,28 @@ class Transforms(tf.Module):
         z_hat, tf.shape(y)[1:3], exact=True)
     return dict(y=y, z=z, z_hat=z_hat, loc=loc, scale_index=scale_index)
 
+  def pass_parameters(self, loc, scale_index, decoded):
+    """(loc, scale_index) of a coding pass given the latents decoded so far
+    (zero elsewhere); the hyperprior's own for a model without context."""
+    return self.model.pass_parameters((loc, scale_index), decoded, exact=True)
+
   def quantize(self, latents, quantizer, delta_index):
-    """(k, table ids, y_hat) of the latents under a quantizer id."""
-    return _switch(quantizer, lambda i: self.latent_codecs[i].quantize(
-        latents["y"], latents["loc"], latents["scale_index"], delta_index))
+    """(k, table ids, y_hat) of the latents under a quantizer id, pass by
+    pass (a pass's parameters depend on the y_hat of the earlier ones)."""
+    y = latents["y"]
+    k = table = tf.zeros(tf.shape(y), tf.int32)
+    y_hat = tf.zeros_like(y)
+    shape = tf.shape(y)
+    for indexes in coding_passes.positions(
+        self.model.coding_scheme, shape[1], shape[2]):
+      loc, scale_index = self.pass_parameters(
+          latents["loc"], latents["scale_index"], y_hat)
+      gather = lambda t, indexes=indexes: coding_passes.gather(t, indexes)
+      out = _switch(quantizer, lambda i: self.latent_codecs[i].quantize(
+          gather(y), gather(loc), gather(scale_index), delta_index))
+      k, table, y_hat = (coding_passes.scatter(t, indexes, v)
+                         for t, v in zip((k, table, y_hat), out))
+    return k, table, y_hat
 
   def analyze(self, image, quantizer, rate, delta_index):
     """uint8 image [H, W, 3] -> latents plus indexes k, tables and y_hat."""
@@ -120,19 +142,36 @@ class Transforms(tf.Module):
 
 
 class EntropyCoder(tf.Module):
-  """The entropy-coding half: tfc range coding of z and k, and the container."""
+  """The entropy-coding half: tfc range coding of z and k, and the container.
 
-  def __init__(self, side_model, codecs, model_id, name="entropy_coder"):
+  The latents are coded pass by pass (`coding_scheme`, see coding_passes)
+  through one range coder; decoding a pass needs its entropy parameters,
+  which the model half computes from the passes before it.
+  """
+
+  def __init__(self, side_model, codecs, model_id, coding_scheme="raster",
+               name="entropy_coder"):
     super().__init__(name=name)
     self.side_model = side_model
     self.latent_codecs = codecs
     self.model_id = tf.constant(model_id, tf.int64)
+    self.coding_scheme = coding_scheme
+    self.lookup = codecs[0].tables.lookup
+
+  def passes(self, height, width):
+    """Each coding pass's latent positions for an image of this size."""
+    shape = latent_shape(height, width)
+    return coding_passes.positions(self.coding_scheme, shape[0], shape[1])
 
   def encode(self, z, k, table, quantizer, delta_index, rate, height, width):
     """Container bytes of z [1, h, w, C] and indexes k coded with `table`."""
     z_string = self.side_model.compress(z)[0]
-    y_string = _switch(quantizer,
-                       lambda i: self.latent_codecs[i].encode(k, table))
+    handle = tfc.create_range_encoder([], self.lookup)
+    for indexes in self.passes(height, width):
+      k_pass, table_pass = (coding_passes.gather(t, indexes) for t in (k, table))
+      handle = _switch(quantizer, lambda i: self.latent_codecs[i].write(
+          handle, k_pass, table_pass))
+    y_string = tfc.entropy_encode_finalize(handle)
     return container.pack(self.model_id, quantizer, delta_index, rate, height,
                           width, z_string, y_string)
 
@@ -146,10 +185,36 @@ class EntropyCoder(tf.Module):
         ["unknown quantizer id in stream"])
     return fields, z_hat
 
-  def decode_latents(self, fields, loc, scale_index):
-    """(k, y_hat) from the container's y string and the hyperprior's output."""
-    return _switch(fields["quantizer"], lambda i: self.latent_codecs[i].decode(
-        fields["y_string"], loc, scale_index, fields["delta_index"]))
+  def start_latents(self, fields):
+    """A range decoder on the container's y string."""
+    return tfc.create_range_decoder(fields["y_string"], self.lookup)
+
+  def read_pass(self, handle, quantizer, delta_index, loc, scale_index):
+    """Decodes one pass, given its gathered parameters [1, 1, N, M]:
+    (handle, k, y_hat)."""
+    return _switch(quantizer, lambda i: self.latent_codecs[i].read(
+        handle, loc, scale_index, delta_index))
+
+  def finish_latents(self, handle, *tensors):
+    """`tensors`, once the y string is checked to be decoded exactly."""
+    with tf.control_dependencies([usq.assert_fully_decoded(handle)]):
+      return tuple(tf.identity(t) for t in tensors)
+
+  def decode_latents(self, fields, loc, scale_index, pass_parameters):
+    """(k, y_hat) from the container's y string and the hyperprior's output;
+    pass_parameters(loc, scale_index, decoded) gives each pass's."""
+    handle = self.start_latents(fields)
+    k = tf.zeros(tf.shape(loc), tf.int32)
+    y_hat = tf.zeros_like(loc)
+    for indexes in self.passes(fields["height"], fields["width"]):
+      gather = lambda t, indexes=indexes: coding_passes.gather(t, indexes)
+      loc_pass, scale_pass = pass_parameters(loc, scale_index, y_hat)
+      handle, k_pass, y_hat_pass = self.read_pass(
+          handle, fields["quantizer"], fields["delta_index"],
+          gather(loc_pass), gather(scale_pass))
+      k = coding_passes.scatter(k, indexes, k_pass)
+      y_hat = coding_passes.scatter(y_hat, indexes, y_hat_pass)
+    return self.finish_latents(handle, k, y_hat)
 
 
 class ImageCodec(tf.Module):
@@ -164,7 +229,7 @@ class ImageCodec(tf.Module):
                           for q in QUANTIZERS]
     self.transforms = Transforms(model, side_model, self.latent_codecs)
     self.coder = EntropyCoder(side_model, self.latent_codecs,
-                              encoder_fingerprint(model))
+                              encoder_fingerprint(model), model.coding_scheme)
     self.model_id = self.coder.model_id
 
   @property
@@ -194,7 +259,8 @@ class ImageCodec(tf.Module):
     fields, z_hat = self.coder.decode_side(stream)
     loc, scale_index = self.transforms.hyper_decode(
         z_hat, fields["height"], fields["width"])
-    k, y_hat = self.coder.decode_latents(fields, loc, scale_index)
+    k, y_hat = self.coder.decode_latents(fields, loc, scale_index,
+                                         self.transforms.pass_parameters)
     image = self.transforms.synthesize(
         y_hat, fields["quantizer"], fields["rate"], fields["height"],
         fields["width"])

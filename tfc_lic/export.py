@@ -122,6 +122,17 @@ class TransformsModule(tf.Module):
     return {"loc": loc, "scale_index": scale_index}
 
   @tf.function(input_signature=[
+      tf.TensorSpec([1, None, None, None], tf.float32, name="loc"),
+      tf.TensorSpec([1, None, None, None], tf.float32, name="scale_index"),
+      tf.TensorSpec([1, None, None, None], tf.float32, name="decoded")])
+  def pass_parameters(self, loc, scale_index, decoded):
+    """A coding pass's (loc, scale_index) from the hyperprior's and the
+    latents decoded so far (coding_scheme in the metadata says the passes)."""
+    loc, scale_index = self.transforms.pass_parameters(loc, scale_index,
+                                                       decoded)
+    return {"loc": loc, "scale_index": scale_index}
+
+  @tf.function(input_signature=[
       tf.TensorSpec([1, None, None, None], tf.float32, name="y_hat"),
       tf.TensorSpec([], tf.int32, name="quantizer"),
       tf.TensorSpec([], tf.float32, name="rate"),
@@ -160,7 +171,8 @@ def _metadata(codec, metadata, default_quantizer, default_rate,
       default_quantizer=default_quantizer, default_rate=default_rate,
       default_delta_index=delta_indexes[default_quantizer],
       delta_indexes=delta_indexes,
-      tcq_lambda=codec.latent_codecs[-1].lmbda)
+      tcq_lambda=codec.latent_codecs[-1].lmbda,
+      coding_scheme=codec.model.coding_scheme)
 
 
 def _save(module, signatures, metadata, path, overwrite):
@@ -216,6 +228,7 @@ def export_codec(codec, base_dir, name, version, metadata,
   core = _save(core_module, {
       "analyze": core_module.analyze,
       "hyper_decode": core_module.hyper_decode,
+      "pass_parameters": core_module.pass_parameters,
       "synthesize": core_module.synthesize,
       "describe": core_module.describe,
   }, metadata, os.path.join(base_dir, name + CORE_SUFFIX, str(int(version))),

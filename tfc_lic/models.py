@@ -1,10 +1,12 @@
 """Hyperprior image compression models (Keras) and their training proxies.
 
-Two architectures share one base class:
+Three architectures share one base class:
 - `ScaleHyperprior` ("bmshj2018"): Ballé et al. 2018, zero-mean Gaussian
   conditional whose scale is predicted from |y| by the hyperprior.
 - `MeanScaleHyperprior` ("mbt2018-mean"): Minnen et al. 2018 without the
   autoregressive context; the hyperprior predicts mean and scale.
+- `CheckerboardHyperprior` ("mbt2018-mean-checkerboard"): mbt2018-mean plus
+  He et al. 2021's checkerboard context, decodable in two parallel passes.
 
 Both are variable-rate: one network serves the rate points `lmbdas`, each with
 its own channel gain on the latents (gain units, Cui et al. 2021). A single
@@ -17,6 +19,7 @@ import math
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tfc_lic import coding_passes
 from tfc_lic import transforms
 
 SCALES_PER_OCTAVE = 8
@@ -111,6 +114,7 @@ class HyperpriorModel(tf.keras.Model):
         num_filters, activation=self.hyper_activation,
         dtype=self.frozen_dtype)
     self.hyper_synthesis_transform = self.make_hyper_synthesis()
+    self.context = self.make_context()
     self.hyperprior = tfc.NoisyDeepFactorized(batch_shape=(num_filters,))
     # Quantization step ~ 1/sqrt(lambda) for MSE: start the gains there.
     reference = max(self.lmbdas)
@@ -134,6 +138,19 @@ class HyperpriorModel(tf.keras.Model):
 
   def make_hyper_synthesis(self):
     raise NotImplementedError
+
+  # The order of the codec's passes over the latents (see coding_passes).
+  coding_scheme = "raster"
+
+  def make_context(self):
+    """The context model of y's entropy parameters (None: hyperprior only)."""
+    return None
+
+  def pass_parameters(self, hyper, decoded, exact=False):
+    """(loc, scale_index) of a coding pass from the hyperprior's and the
+    latents decoded so far (zero where not yet decoded)."""
+    del decoded, exact
+    return hyper
 
   def entropy_parameters(self, params):
     """(loc, scale_index) of y from the hyper-synthesis output."""
@@ -253,11 +270,8 @@ class HyperpriorModel(tf.keras.Model):
     z_tilde, side_bits = side_entropy_model(z, training=training)
     if mixed:
       z_tilde = side_entropy_model.quantize(z)
-    loc, scale_index = self.hyper_decode(z_tilde, tf.shape(y)[1:3])
-    entropy_model = self.entropy_model()
-    y_tilde, bits = entropy_model(y, scale_index, loc=loc, training=training)
-    if mixed:
-      y_tilde = entropy_model.quantize(y, loc=loc)
+    y_tilde, bits = self.latent_bits(
+        y, self.hyper_decode(z_tilde, tf.shape(y)[1:3]), training, mixed)
     x_hat = self.synthesize(y_tilde, rate, tf.shape(x)[1:3], training=training)
     num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), tf.float32)
     bpp = (bits + side_bits) / num_pixels
@@ -265,6 +279,16 @@ class HyperpriorModel(tf.keras.Model):
     lmbda = tf.gather(tf.constant(self.lmbdas), tf.cast(rate, tf.int32))
     loss = tf.reduce_mean(bpp + lmbda * mse)
     return loss, bpp, mse
+
+  def latent_bits(self, y, hyper, training, mixed):
+    """(y_tilde for the synthesis, bits of y) under the hyperprior's
+    (loc, scale_index); `mixed`: the synthesis sees y rounded."""
+    loc, scale_index = hyper
+    entropy_model = self.entropy_model()
+    y_tilde, bits = entropy_model(y, scale_index, loc=loc, training=training)
+    if mixed:
+      y_tilde = entropy_model.quantize(y, loc=loc)
+    return y_tilde, bits
 
   def sample_rates(self, batch):
     return tf.random.uniform([batch], 0, self.num_rates, dtype=tf.int32)
@@ -345,14 +369,69 @@ class MeanScaleHyperprior(HyperpriorModel):
     return loc, scale_index
 
 
+class CheckerboardHyperprior(MeanScaleHyperprior):
+  """mbt2018-mean with a checkerboard context (He et al. 2021).
+
+  The anchors (row + column even) are coded from the hyperprior, then the
+  other half from the hyperprior and the decoded anchors: two passes, each
+  parallel over its positions.
+  """
+
+  def make_context(self):
+    context = transforms.CheckerboardContext(self.latent_channels,
+                                             dtype=self.frozen_dtype)
+    # Built here, not inside the model's first call, so that its variable
+    # names (part of the model id) do not carry the model instance's name.
+    m = self.latent_channels
+    context(tf.zeros([1, 1, 1, 2 * m]), tf.zeros([1, 1, 1, m]))
+    return context
+
+  coding_scheme = "checkerboard"
+
+  def context_parameters(self, hyper, anchors, exact=False):
+    """(loc, scale_index) from the hyperprior's and the anchors' latents
+    (`exact`: the codec's float64 path)."""
+    hyper = tf.concat(hyper, -1)
+    if exact:
+      return self.entropy_parameters(self.context.call_float64(hyper, anchors))
+    return self.entropy_parameters(self.context(hyper, anchors))
+
+  def pass_parameters(self, hyper, decoded, exact=False):
+    return self.context_parameters(hyper, decoded, exact)
+
+  def latent_bits(self, y, hyper, training, mixed):
+    """Anchors first under their own parameters; the context sees them as the
+    synthesis does (noisy, or rounded); then every latent's bits under the
+    parameters of its pass (rates from an independent noise draw)."""
+    entropy_model = self.entropy_model()
+    shape = tf.shape(y)
+    anchor = coding_passes.checkerboard(shape[1], shape[2])
+    loc_a, scale_a = self.context_parameters(hyper, tf.zeros_like(y))
+    if training and not mixed:
+      y_anchor, _ = entropy_model(y, scale_a, loc=loc_a, training=True)
+    else:
+      y_anchor = entropy_model.quantize(y, loc=loc_a)
+    y_anchor *= anchor
+    loc_n, scale_n = self.context_parameters(hyper, y_anchor)
+    loc = anchor * loc_a + (1. - anchor) * loc_n
+    scale_index = anchor * scale_a + (1. - anchor) * scale_n
+    y_tilde, bits = entropy_model(y, scale_index, loc=loc, training=training)
+    if mixed:
+      y_tilde = entropy_model.quantize(y, loc=loc)
+    elif training:
+      y_tilde = y_anchor + (1. - anchor) * y_tilde
+    return y_tilde, bits
+
+
 ARCHITECTURES = {
     "bmshj2018": ScaleHyperprior,
     "mbt2018-mean": MeanScaleHyperprior,
+    "mbt2018-mean-checkerboard": CheckerboardHyperprior,
 }
 
 
 def create_model(architecture, **config):
-  """Builds a model by architecture name ("bmshj2018" or "mbt2018-mean")."""
+  """Builds a model by architecture name (a key of ARCHITECTURES)."""
   if architecture not in ARCHITECTURES:
     raise ValueError(f"unknown architecture {architecture!r}; "
                      f"choose from {sorted(ARCHITECTURES)}")

@@ -188,6 +188,58 @@ class HyperSynthesisTransform(tf.keras.Sequential):
     return x
 
 
+class CheckerboardContext(tf.keras.layers.Layer):
+  """Entropy parameters of y from the hyperprior's and the decoded anchors'
+  (the checkerboard context of He et al. 2021, two-pass decodable).
+
+  A 5x5 convolution sees only the anchors (the others are zeroed), so the
+  non-anchors' parameters depend on decoded anchors alone. Three 1x1 layers
+  (Minnen et al. 2018's entropy parameters) combine it with the hyper-
+  synthesis output and add the result to that output; the last layer starts
+  at zero, so a warm start from a model without context begins exactly
+  where that model was.
+  """
+
+  def __init__(self, latent_channels, dtype=None, name="context"):
+    super().__init__(name=name, dtype=dtype)
+    m = latent_channels
+    self.context = tf.keras.layers.Conv2D(
+        2 * m, 5, padding="same", name="masked_conv", dtype=dtype)
+    self.parameters = [
+        tf.keras.layers.Conv2D(10 * m // 3, 1, activation=tf.nn.leaky_relu,
+                               name="parameters_0", dtype=dtype),
+        tf.keras.layers.Conv2D(8 * m // 3, 1, activation=tf.nn.leaky_relu,
+                               name="parameters_1", dtype=dtype),
+        tf.keras.layers.Conv2D(2 * m, 1, kernel_initializer="zeros",
+                               name="parameters_2", dtype=dtype),
+    ]
+
+  def call(self, hyper, anchors):
+    """Hyper-synthesis output and anchor-only latents -> refined parameters."""
+    x = tf.concat([tf.cast(hyper, self.compute_dtype),
+                   self.context(anchors)], -1)
+    for layer in self.parameters:
+      x = layer(x)
+    return tf.cast(hyper, tf.float32) + tf.cast(x, tf.float32)
+
+  def call_float64(self, hyper, anchors):
+    """The codec's path, in float64 for the reason HyperSynthesisTransform
+    gives: the non-anchors' scale indexes pick their coding tables."""
+    hyper = tf.cast(hyper, tf.float64)
+    x = tf.concat([hyper, _conv2d_float64(self.context,
+                                          tf.cast(anchors, tf.float64))], -1)
+    for layer in self.parameters:
+      x = _conv2d_float64(layer, x)
+    return tf.cast(hyper + x, tf.float32)
+
+
+def _conv2d_float64(layer, x):
+  """A Keras Conv2D ("same" padding, stride 1) applied in float64."""
+  x = tf.nn.conv2d(x, tf.cast(layer.kernel, tf.float64), 1, "SAME")
+  x = tf.nn.bias_add(x, tf.cast(layer.bias, tf.float64))
+  return x if layer.activation is None else layer.activation(x)
+
+
 def _float64(parameter):
   """A tfc layer parameter as float64 (an RDFT kernel's inverse transform is
   itself computed in float64)."""

@@ -66,14 +66,13 @@ def _candidates(u):
   return tf.cast(tf.stack([q0, q1], -2), tf.int32)
 
 
-class TrellisCodedQuantizer(tf.Module):
+class TrellisCodedQuantizer(usq.LatentCodec):
   """TCQ with a 4- or 8-state trellis, Viterbi-searched on D + λR."""
 
   def __init__(self, tables, num_states=4, lmbda=0.12, name=None):
-    super().__init__(name=name or f"tcq{num_states}")
+    super().__init__(tables, name=name or f"tcq{num_states}")
     if num_states not in TRANSITIONS:
       raise ValueError(f"TCQ supports 4 or 8 states, not {num_states}")
-    self.tables = tables
     self.num_states = num_states
     self.lmbda = float(lmbda)
     self.transitions = tf.constant(TRANSITIONS[num_states], tf.int32)
@@ -158,23 +157,20 @@ class TrellisCodedQuantizer(tf.Module):
     return (self._from_coding_order(k, shape),
             self._from_coding_order(table, shape), y_hat)
 
-  def encode(self, k, table):
-    """Range codes k with its (state-dependent) tables, in coding order."""
+  def write(self, handle, k, table):
+    """Appends k, coded with its (state-dependent) tables, in coding order."""
     table = tf.reshape(self.coding_order(table), [-1])
     symbols = (tf.reshape(self.coding_order(k), [-1]) -
                tf.gather(self.tables.offset, table))
-    handle = tfc.create_range_encoder([], self.tables.lookup)
-    handle = tfc.entropy_encode_index(handle, table, symbols)
-    return tfc.entropy_encode_finalize(handle)
+    return tfc.entropy_encode_index(handle, table, symbols)
 
-  def decode(self, string, loc, scale_index, delta_index):
+  def read(self, handle, loc, scale_index, delta_index):
     """Decodes channel by channel, tracking every trellis's state."""
     shape = tf.shape(loc)
     base = self.coding_order(
         usq.scale_indexes(scale_index, self.tables.num_scales) - delta_index)
     steps, n = tf.shape(base)[0], tf.shape(base)[1]
     banks = tf.constant(BANKS, tf.int32)
-    handle = tfc.create_range_decoder(string, self.tables.lookup)
 
     def body(t, handle, state, ks, qs):
       q = tf.gather(self.state_quantizer, state)
@@ -191,10 +187,8 @@ class TrellisCodedQuantizer(tf.Module):
         (0, handle, tf.zeros([n], tf.int32),
          tf.TensorArray(tf.int32, size=steps),
          tf.TensorArray(tf.int32, size=steps)))
-    check = usq.assert_fully_decoded(handle)
     k, q = ks.stack(), qs.stack()
     level = tf.cast(quantizer_levels(q, k), tf.float32)
     y_hat = loc + self._from_coding_order(level, shape) * usq.step_size(
         delta_index)
-    with tf.control_dependencies([check]):
-      return self._from_coding_order(k, shape), y_hat
+    return handle, self._from_coding_order(k, shape), y_hat

@@ -24,14 +24,26 @@ def assert_fully_decoded(handle):
       message="latent stream does not decode (corrupt or truncated)")
 
 
-class UniformQuantizer(tf.Module):
+class LatentCodec(tf.Module):
+  """Quantizes y around the predicted mean and range codes the indexes.
+
+  Subclasses define `quantize`, `write` and `read`. The codec writes and
+  reads several groups of latents (the passes of a context model) through
+  one range coder, so a codec appends to a coder's handle, not owning it.
+  """
+
+  def __init__(self, tables, name=None):
+    super().__init__(name=name)
+    self.tables = tables
+
+
+class UniformQuantizer(LatentCodec):
   """USQ: k = round((y - μ) / Δ), y_hat = μ + kΔ; all symbols in one pass."""
 
   bank = 0
 
   def __init__(self, tables, name="usq"):
-    super().__init__(name=name)
-    self.tables = tables
+    super().__init__(tables, name=name)
 
   def quantize(self, y, loc, scale_index, delta_index):
     """Returns (indexes k, table ids, y_hat), all shaped like `y`."""
@@ -46,25 +58,20 @@ class UniformQuantizer(tf.Module):
     """Flattens a [B, H, W, M] tensor into the order symbols are coded."""
     return tf.reshape(x, [-1])
 
-  def encode(self, k, table):
-    """Range codes indexes `k` with tables `table` into one string."""
+  def write(self, handle, k, table):
+    """Appends indexes `k`, coded with tables `table`, to a range encoder."""
     table = self.coding_order(table)
     symbols = self.coding_order(k) - tf.gather(self.tables.offset, table)
-    handle = tfc.create_range_encoder([], self.tables.lookup)
-    handle = tfc.entropy_encode_index(handle, table, symbols)
-    return tfc.entropy_encode_finalize(handle)
+    return tfc.entropy_encode_index(handle, table, symbols)
 
-  def decode(self, string, loc, scale_index, delta_index):
-    """Inverse of quantize + encode: returns (k, y_hat)."""
+  def read(self, handle, loc, scale_index, delta_index):
+    """Inverse of quantize + write on a range decoder: (handle, k, y_hat)."""
     table = self.tables.table_index(
         self.bank, scale_indexes(scale_index, self.tables.num_scales),
         delta_index)
     flat = self.coding_order(table)
-    handle = tfc.create_range_decoder(string, self.tables.lookup)
     handle, symbols = tfc.entropy_decode_index(
         handle, flat, tf.shape(flat), tf.int32)
-    check = assert_fully_decoded(handle)
     k = tf.reshape(symbols + tf.gather(self.tables.offset, flat),
                    tf.shape(table))
-    with tf.control_dependencies([check]):
-      return k, loc + tf.cast(k, tf.float32) * step_size(delta_index)
+    return handle, k, loc + tf.cast(k, tf.float32) * step_size(delta_index)
