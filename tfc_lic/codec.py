@@ -2,9 +2,11 @@
 
 The codec has two halves, so that a deployment can split them:
   `Transforms`     the model side (analysis, quantization incl. the TCQ
-                   search, hyper decoding, synthesis): core TF ops only, so
-                   it exports to a SavedModel that stock TF Serving loads;
-  `EntropyCoder`   range coding with tfc's ops and the container.
+                   search, hyper decoding, each coding pass's parameters,
+                   synthesis): core TF ops only, so it exports to a
+                   SavedModel that stock TF Serving loads;
+  `EntropyCoder`   range coding with tfc's ops, pass by pass (see
+                   coding_passes), and the container.
 `ImageCodec` joins them: `compress` takes a uint8 image and returns the
 container bytes, `decompress` inverts it. Both are tf.functions with input
 signatures (graph code end to end) so that they export unchanged. `encode`

@@ -38,7 +38,7 @@ class LatentCodec(tf.Module):
 
 
 class UniformQuantizer(LatentCodec):
-  """USQ: k = round((y - μ) / Δ), y_hat = μ + kΔ; all symbols in one pass."""
+  """USQ: k = round((y - μ) / Δ), y_hat = μ + kΔ, each latent on its own."""
 
   bank = 0
 
