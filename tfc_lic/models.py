@@ -8,7 +8,7 @@ Three architectures share one base class:
 - `CheckerboardHyperprior` ("mbt2018-mean-checkerboard"): mbt2018-mean plus
   He et al. 2021's checkerboard context, decodable in two parallel passes.
 
-Both are variable-rate: one network serves the rate points `lmbdas`, each with
+All are variable-rate: one network serves the rate points `lmbdas`, each with
 its own channel gain on the latents (gain units, Cui et al. 2021). A single
 rate point is the special case of one λ. During training each example in a
 batch draws a λ, so all of the compute trains one network.
