@@ -99,10 +99,15 @@ def test_bfloat16_stage2_trains_on_the_codecs_float32_latents():
   finetuner = finetuning.SynthesisFinetuner(
       mixed, delta_indexes={"usq": 2, "tcq8": -4})
   codec = codec_lib.ImageCodec(reference)
-  image = smooth_image(64, 96)
-  latents = finetuner.quantized_latents(
-      tf.cast(image, tf.float32)[None], tf.constant([1]))
+  # A batch of two images at two rates: each example gets its own latents
+  # (stage 2 of v10 first ran with every example given the first one's).
+  images = np.stack([smooth_image(64, 96, seed) for seed in (0, 1)])
+  rates = (1, 3)
+  latents = finetuner.quantized_latents(tf.cast(images, tf.float32),
+                                        tf.constant(rates))
   for quantizer, delta_index, y_hat in zip(("usq", "tcq8"), (2, -4), latents):
-    expected = codec.encode(image, codec_lib.quantizer_id(quantizer), 1.,
-                            delta_index)["y_hat"]
-    np.testing.assert_array_equal(y_hat.numpy(), expected.numpy())
+    assert y_hat.shape[0] == 2
+    for image, rate, example in zip(images, rates, y_hat):
+      expected = codec.encode(image, codec_lib.quantizer_id(quantizer),
+                              float(rate), delta_index)["y_hat"]
+      np.testing.assert_array_equal(example[None].numpy(), expected.numpy())

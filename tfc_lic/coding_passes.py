@@ -4,7 +4,7 @@ A model without context codes all positions in one pass ("raster"). With a
 checkerboard context the anchors (row + column even) come first, then the
 others, whose entropy parameters depend on the decoded anchors. Each pass
 lists its positions in raster order; the codec gathers the pass's latents
-as a [1, 1, N, M] tensor, so a latent codec sees one group of positions at
+as a [B, 1, N, M] tensor, so a latent codec sees one group of positions at
 a time, and all passes go through one range coder.
 """
 
@@ -32,10 +32,14 @@ def positions(scheme, height, width):
 
 
 def gather(x, indexes):
-  """[1, H, W, M] -> the positions' [1, 1, N, M]."""
-  return tf.gather_nd(x[0], indexes)[None, None]
+  """[B, H, W, M] -> the positions' [B, 1, N, M] (each example's own)."""
+  return tf.transpose(tf.gather_nd(tf.transpose(x, [1, 2, 0, 3]), indexes),
+                      [1, 0, 2])[:, None]
 
 
 def scatter(x, indexes, values):
-  """x [1, H, W, M] with the positions set to values [1, 1, N, M]."""
-  return tf.tensor_scatter_nd_update(x[0], indexes, values[0, 0])[None]
+  """x [B, H, W, M] with the positions set to values [B, 1, N, M]."""
+  updated = tf.tensor_scatter_nd_update(
+      tf.transpose(x, [1, 2, 0, 3]), indexes,
+      tf.transpose(values[:, 0], [1, 0, 2]))
+  return tf.transpose(updated, [2, 0, 1, 3])
