@@ -30,6 +30,9 @@ flags.DEFINE_list("lmbdas", ["0.0067"],
                   "more than one trains a variable-rate model.")
 flags.DEFINE_integer("num_filters", 128, "Channels N of the transforms.")
 flags.DEFINE_integer("latent_channels", 192, "Channels M of the latents.")
+flags.DEFINE_integer("hyper_filters", None,
+                     "Channels of the hyper-analysis and of z (default: "
+                     "--num_filters).")
 cli.define_precision_flag("Compute precision of the transforms (entropy "
                           "models are always float32).")
 cli.define_training_flags(steps=100000, decay_start=0.8,
@@ -37,7 +40,8 @@ cli.define_training_flags(steps=100000, decay_start=0.8,
                           validate_every=1000, average_decay=0.999)
 flags.DEFINE_string("init_from", None,
                     "Warm start: weights of another run or export (only when "
-                    "--train_dir has no checkpoint yet).")
+                    "--train_dir has no checkpoint yet); a narrower model's "
+                    "weights start a wider one at the same function.")
 flags.DEFINE_enum("proxy", "noise", ["noise", "mixed", "round"],
                   "Quantization proxy: additive uniform noise; 'mixed': noise "
                   "for the rates, latents rounded around the mean (straight-"
@@ -52,11 +56,14 @@ flags.mark_flags_as_required(["train_dir", "dataset"])
 
 
 def model_config():
-  return dict(architecture=FLAGS.architecture,
-              lmbdas=[float(l) for l in FLAGS.lmbdas],
-              num_filters=FLAGS.num_filters,
-              latent_channels=FLAGS.latent_channels,
-              precision=precision.resolve(FLAGS.precision))
+  config = dict(architecture=FLAGS.architecture,
+                lmbdas=[float(l) for l in FLAGS.lmbdas],
+                num_filters=FLAGS.num_filters,
+                latent_channels=FLAGS.latent_channels,
+                precision=precision.resolve(FLAGS.precision))
+  if FLAGS.hyper_filters:  # Runs without it keep their config.json as it was.
+    config["hyper_filters"] = FLAGS.hyper_filters
+  return config
 
 
 def main(argv):

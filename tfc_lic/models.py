@@ -86,10 +86,14 @@ class HyperpriorModel(tf.keras.Model):
 
   def __init__(self, lmbdas=(0.0067,), num_filters=128, latent_channels=192,
                num_scales=96, scale_min=0.11, precision="float32",
-               frozen_precision=None, finetuned_quantizers=(), **kwargs):
+               frozen_precision=None, finetuned_quantizers=(),
+               hyper_filters=None, **kwargs):
     super().__init__(**kwargs)
     self.lmbdas = tuple(float(l) for l in lmbdas)
     self.num_filters = int(num_filters)
+    # Channels of the hyper-analysis and of z (default: num_filters), so that
+    # the main transforms can be widened without touching the hyperprior.
+    self.hyper_filters = int(hyper_filters or num_filters)
     self.latent_channels = int(latent_channels)
     self.num_scales = int(num_scales)
     self.scale_min = float(scale_min)
@@ -111,11 +115,12 @@ class HyperpriorModel(tf.keras.Model):
             num_filters, dtype=self.transform_dtype, name=f"synthesis_{q}")
         for q in self.finetuned_quantizers}
     self.hyper_analysis_transform = transforms.HyperAnalysisTransform(
-        num_filters, activation=self.hyper_activation,
+        self.hyper_filters, activation=self.hyper_activation,
         dtype=self.frozen_dtype)
     self.hyper_synthesis_transform = self.make_hyper_synthesis()
     self.context = self.make_context()
-    self.hyperprior = tfc.NoisyDeepFactorized(batch_shape=(num_filters,))
+    self.hyperprior = tfc.NoisyDeepFactorized(
+        batch_shape=(self.hyper_filters,))
     # Quantization step ~ 1/sqrt(lambda) for MSE: start the gains there.
     reference = max(self.lmbdas)
     init = [[math.sqrt(l / reference)] * latent_channels for l in self.lmbdas]
@@ -167,7 +172,8 @@ class HyperpriorModel(tf.keras.Model):
   def get_config(self):
     return dict(
         lmbdas=list(self.lmbdas), num_filters=self.num_filters,
-        latent_channels=self.latent_channels, num_scales=self.num_scales,
+        latent_channels=self.latent_channels,
+        hyper_filters=self.hyper_filters, num_scales=self.num_scales,
         scale_min=self.scale_min, precision=self.precision,
         frozen_precision=self.frozen_precision,
         finetuned_quantizers=list(self.finetuned_quantizers))
@@ -340,7 +346,7 @@ class ScaleHyperprior(HyperpriorModel):
 
   def make_hyper_synthesis(self):
     return transforms.HyperSynthesisTransform(
-        self.num_filters, self.num_filters, self.latent_channels,
+        self.hyper_filters, self.hyper_filters, self.latent_channels,
         dtype=self.frozen_dtype)
 
   def hyper_input(self, y):

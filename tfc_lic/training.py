@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from tfc_lic import distribute
 from tfc_lic import models
+from tfc_lic import widening
 
 
 class TrainingError(RuntimeError):
@@ -138,9 +139,37 @@ def _load_compact_weights(model, path):
     variable.assign(value.astype(variable.dtype.as_numpy_dtype))
 
 
+def _widths(config):
+  """The config values that set variable shapes."""
+  return (config["num_filters"], config["latent_channels"],
+          config.get("hyper_filters") or config["num_filters"])
+
+
+def _source_config(path):
+  """The config.json of the run or model that `path` (or its parent) is."""
+  path = path.rstrip("/")
+  for folder in (path, os.path.dirname(path),
+                 os.path.dirname(os.path.dirname(path))):
+    candidate = os.path.join(folder, "config.json")
+    if folder and os.path.isfile(candidate):
+      return load_config(candidate)
+  return None
+
+
 def load_weights(model, path):
   """Restores model weights from a run dir, weights dir, checkpoint prefix or
-  compact .npz (see save_compact_weights)."""
+  compact .npz (see save_compact_weights). Weights of a narrower model of the
+  same architecture (per its config.json) warm-start the wider `model`."""
+  source_config = _source_config(path)
+  if source_config and _widths(source_config) != _widths(model.get_config()):
+    narrow = model_from_config(dict(source_config, precision="float32"))
+    found = _load_weights(narrow, path)
+    widening.widen(model, narrow)
+    return found
+  return _load_weights(model, path)
+
+
+def _load_weights(model, path):
   for candidate in (path, os.path.join(path, COMPACT_WEIGHTS)):
     if candidate.endswith(".npz") and os.path.isfile(candidate):
       _load_compact_weights(model, candidate)

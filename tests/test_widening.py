@@ -1,0 +1,66 @@
+"""Warm starts of a wider model from a narrower one (tfc_lic.widening)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfc_lic import models
+from tfc_lic import training
+from tfc_lic import widening
+from tests.conftest import TINY_CONFIG
+from tests.conftest import smooth_image
+
+WIDE = dict(TINY_CONFIG, num_filters=24, hyper_filters=16)
+
+
+def _images():
+  return tf.constant(np.stack([smooth_image(64, 64, seed=i) for i in (1, 2)]),
+                     tf.float32)
+
+
+@pytest.mark.parametrize("architecture", sorted(models.ARCHITECTURES))
+def test_widened_model_computes_the_narrow_ones_function(architecture):
+  """Same loss, bpp and MSE to the last bit at both rates: every weight that
+  reads a new channel starts at zero; the new channels' own kernels are not
+  zero, and the weights reading them get gradients, so they can learn."""
+  tf.keras.utils.set_random_seed(2)
+  narrow = training.model_from_config(dict(TINY_CONFIG,
+                                           architecture=architecture))
+  wide = training.model_from_config(dict(WIDE, architecture=architecture))
+  widening.widen(wide, narrow)
+  x, rate = _images(), tf.constant([0, 1])
+  for expected, actual in zip(narrow(x, rate), wide(x, rate)):
+    np.testing.assert_array_equal(expected, actual)
+  reading = wide.synthesis_transform.get_layer("layer_1").kernel
+  with tf.GradientTape() as tape:
+    loss, _, _ = wide(x, rate, training=True)
+  gradient = tape.gradient(loss, reading)[..., 16:]  # [h, w, out, in]
+  assert not np.any(reading.numpy()[..., 16:])
+  assert float(tf.norm(gradient)) > 0
+  assert np.any(wide.synthesis_transform.get_layer("layer_0").kernel.numpy()[
+      :, :, 16:, :])
+
+
+def test_load_weights_widens_a_narrower_runs_weights(tmp_path):
+  """A wider model's `load_weights` (hence --init_from / --continue_from)
+  takes a narrower run's compact weights via its config.json; a model that
+  is narrower than its source is refused."""
+  tf.keras.utils.set_random_seed(3)
+  narrow = training.model_from_config(TINY_CONFIG)
+  training.save_compact_weights(narrow, tmp_path / "weights.npz")
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(TINY_CONFIG, f)
+  wide = training.model_from_config(WIDE)
+  found = training.load_weights(wide, str(tmp_path))
+  assert os.path.basename(found) == "weights.npz"
+  x, rate = _images(), tf.constant([1, 0])
+  # The compact weights are float16: compare with a narrow model of them.
+  reloaded = training.model_from_config(TINY_CONFIG)
+  training.load_weights(reloaded, str(tmp_path))
+  np.testing.assert_array_equal(reloaded(x, rate)[2], wide(x, rate)[2])
+  narrower = training.model_from_config(dict(TINY_CONFIG, num_filters=8))
+  with pytest.raises(ValueError, match="does not fit"):
+    training.load_weights(narrower, str(tmp_path))
