@@ -4,6 +4,8 @@
   python bin/benchmark.py --what=codec --images=/path/to/kodak
   python bin/benchmark.py --what=memory --sizes=1024,2048,4096
   python bin/benchmark.py --what=variable_rate --dataset=... --validation=...
+  python bin/benchmark.py --what=generalization --weights=A,B \
+      --image_sets=val=/path/val_*,train=/path/train_*
 
 Training: each variant runs in its own process, one after the other, in one
 invocation (ratios measured side by side). The reference is the same
@@ -15,6 +17,10 @@ Variable rate: one network trained on six λ against a network trained on
 one of them (λ=0.013), same seed, data and steps, both validated at that λ
 along the way: is one variable-rate model better than six single-rate models
 that share its compute (each with a sixth of the steps)?
+Generalization: the loss of trained weights (any --init_from source) on
+central crops of several image sets, every rate, latents rounded as in
+validation: a training set's loss falling apart from a held-out set's is
+overfitting; falling in step, it is not.
 Writes <what>.json and .png under --output_dir.
 """
 
@@ -35,11 +41,18 @@ import numpy as np
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("what", "training",
                   ["training", "codec", "precision", "memory",
-                   "variable_rate"],
+                   "variable_rate", "generalization"],
                   "What to measure: training speed, codec speed, the loss "
                   "reached by fp32 vs bf16 training from one seed, the "
-                  "codec's peak memory per image size, or a variable-rate "
-                  "network against a single-rate one at equal steps.")
+                  "codec's peak memory per image size, a variable-rate "
+                  "network against a single-rate one at equal steps, or "
+                  "trained weights' loss on several image sets.")
+flags.DEFINE_list("weights", [],
+                  "Trained weights for --what=generalization (run dirs or "
+                  "compact weights with their config.json).")
+flags.DEFINE_list("image_sets", [],
+                  "name=images pairs for --what=generalization (images as "
+                  "in --dataset; ':' may stand for ',' between globs).")
 flags.DEFINE_list("sizes", ["1024", "2048", "4096"],
                   "Square image sides for --what=memory.")
 flags.DEFINE_string("memory_image", "testdata/kodim23.png",
@@ -264,6 +277,33 @@ def variable_rate(native_bf16):
   fig.savefig(os.path.join(FLAGS.output_dir, "variable_rate.png"), dpi=120)
 
 
+def generalization():
+  """Loss, bpp and PSNR of each of --weights on each of --image_sets."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfc_lic import data  # pylint: disable=g-import-not-at-top
+  from tfc_lic import training  # pylint: disable=g-import-not-at-top
+  rows = []
+  for path in FLAGS.weights:
+    config = training.config_of(path)
+    if config is None:
+      sys.exit(f"error: no config.json with the weights at {path}")
+    model = training.model_from_config(dict(config, precision="float32"))
+    training.load_weights(model, path)
+    test_step = tf.function(model.test_step)
+    for named in FLAGS.image_sets:
+      name, _, spec = named.partition("=")
+      for metric in model.metrics:
+        metric.reset_state()
+      for batch in data.crops(spec.replace(":", ","), 256, 8, training=False):
+        test_step(batch)
+      row = dict(weights=path, images=name, **{
+          m.name: float(m.result()) for m in model.metrics})
+      print(f"{path:50s} {name:12s} loss {row['loss']:.4f} "
+            f"bpp {row['bpp']:.4f} psnr {row['psnr']:.2f}", flush=True)
+      rows.append(row)
+  return rows
+
+
 def _run_worker_process(variant):
   """Runs `variant` in a fresh process (own env); returns its RESULT."""
   output = subprocess.run(
@@ -427,6 +467,11 @@ def main(argv):
     print("RESULT " + json.dumps(worker(json.loads(FLAGS.worker))))
     return
   os.makedirs(FLAGS.output_dir, exist_ok=True)
+  if FLAGS.what == "generalization":
+    rows = generalization()
+    with open(os.path.join(FLAGS.output_dir, "generalization.json"), "w") as f:
+      json.dump(dict(rows=rows, date=time.strftime("%Y-%m-%d")), f, indent=1)
+    return
   if FLAGS.what == "codec":
     if not FLAGS.images:
       sys.exit("error: --images is required")

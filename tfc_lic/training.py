@@ -145,7 +145,7 @@ def _widths(config):
           config.get("hyper_filters") or config["num_filters"])
 
 
-def _source_config(path):
+def config_of(path):
   """The config.json of the run or model that `path` (or its parent) is."""
   path = path.rstrip("/")
   for folder in (path, os.path.dirname(path),
@@ -160,7 +160,7 @@ def load_weights(model, path):
   """Restores model weights from a run dir, weights dir, checkpoint prefix or
   compact .npz (see save_compact_weights). Weights of a narrower model of the
   same architecture (per its config.json) warm-start the wider `model`."""
-  source_config = _source_config(path)
+  source_config = config_of(path)
   if source_config and _widths(source_config) != _widths(model.get_config()):
     narrow = model_from_config(dict(source_config, precision="float32"))
     found = _load_weights(narrow, path)
