@@ -96,6 +96,8 @@ VARIANTS = [
     dict(_OURS, name="ours bf16, FFT kernels", precision="bfloat16",
          fft_kernels=True, stock_layers=True),
     dict(_OURS, name="ours bf16 (auto where native)", precision="bfloat16"),
+    dict(_OURS, name="ours bf16, N=192 (z: 128)", precision="bfloat16",
+         num_filters=192, hyper_filters=128),
     dict(_OURS, name="ours bf16 128px x 16", precision="bfloat16", patch=128,
          batch=16),
 ]
@@ -134,7 +136,8 @@ def _seeded_model(variant, lmbdas, precision):
   model = models.create_model(
       "mbt2018-mean", lmbdas=lmbdas, precision=precision,
       num_filters=variant.get("num_filters", 128),
-      latent_channels=variant.get("latent_channels", 192))
+      latent_channels=variant.get("latent_channels", 192),
+      hyper_filters=variant.get("hyper_filters"))
   model.compile(optimizer=tf.keras.optimizers.Adam(
       variant.get("learning_rate", 1e-4)))
   # Built eagerly: Keras 2.14's Adam fails to build its slots inside the
