@@ -47,7 +47,7 @@ def test_widened_model_computes_the_narrow_ones_function(architecture):
 def test_load_weights_widens_a_narrower_runs_weights(tmp_path):
   """A wider model's `load_weights` (hence --init_from / --continue_from)
   takes a narrower run's compact weights via its config.json; a model that
-  is narrower than its source is refused."""
+  is narrower than its source, or has other latents, is refused."""
   tf.keras.utils.set_random_seed(3)
   narrow = training.model_from_config(TINY_CONFIG)
   training.save_compact_weights(narrow, tmp_path / "weights.npz")
@@ -64,6 +64,9 @@ def test_load_weights_widens_a_narrower_runs_weights(tmp_path):
   narrower = training.model_from_config(dict(TINY_CONFIG, num_filters=8))
   with pytest.raises(ValueError, match="does not fit"):
     training.load_weights(narrower, str(tmp_path))
+  more_latents = training.model_from_config(dict(WIDE, latent_channels=32))
+  with pytest.raises(ValueError, match="keeps the latents"):
+    training.load_weights(more_latents, str(tmp_path))
 
 
 def test_widened_codec_codes_the_narrow_ones_latents():

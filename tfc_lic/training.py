@@ -162,6 +162,12 @@ def load_weights(model, path):
   same architecture (per its config.json) warm-start the wider `model`."""
   source_config = config_of(path)
   if source_config and _widths(source_config) != _widths(model.get_config()):
+    if source_config["latent_channels"] != model.latent_channels:
+      # The entropy parameters interleave per latent ([loc | scale]), which
+      # a leading-block copy would mix up.
+      raise ValueError(f"{path} has {source_config['latent_channels']} "
+                       f"latent channels, this model {model.latent_channels}:"
+                       " widening keeps the latents as they are")
     narrow = model_from_config(dict(source_config, precision="float32"))
     found = _load_weights(narrow, path)
     widening.widen(model, narrow)
