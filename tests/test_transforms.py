@@ -154,3 +154,14 @@ def test_gdn_equals_tfc_gdn(inverse, tmp_path):
   _assert_same_layer(tfc.GDN(inverse=inverse),
                      transforms.GDN(inverse=inverse), x, atol=1e-5,
                      directory=tmp_path)
+
+
+def test_bfloat16_analysis_scales_its_input_as_float32_does():
+  # bfloat16 holds 1/255 as 1/256: a bf16-trained analysis would otherwise
+  # see every image 0.4 % darker than the float32 codec shows it.
+  x = tf.constant([[[[255., 128., 3.]]]])
+  for dtype in ("float32", "mixed_bfloat16"):
+    analysis = transforms.AnalysisTransform(8, 8, dtype=dtype)
+    scaled = analysis.layers[0](x)
+    assert scaled.dtype == tf.float32
+    np.testing.assert_allclose(scaled.numpy(), x.numpy() / 255, rtol=1e-7)

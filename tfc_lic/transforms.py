@@ -110,7 +110,10 @@ class AnalysisTransform(tf.keras.Sequential):
 
   def __init__(self, num_filters, latent_channels, dtype=None):
     super().__init__(name="analysis")
-    self.add(tf.keras.layers.Rescaling(1 / 255, dtype=dtype))
+    # Always in float32: bfloat16 rounds 1/255 to 1/256, so a model trained
+    # in bfloat16 would see inputs 0.4 % darker than inference gives it, and
+    # the analysis's gradient would pull away from its float32 optimum.
+    self.add(tf.keras.layers.Rescaling(1 / 255, dtype="float32"))
     for i in range(3):
       self.add(_conv(num_filters, 5, f"layer_{i}", down=2, dtype=dtype,
                      activation=GDN(name=f"gdn_{i}", dtype=dtype)))
