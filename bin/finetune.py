@@ -72,7 +72,8 @@ def main(argv):
         strategy=strategy)
     train_data, validation_data = data.train_and_validation(
         FLAGS.dataset, FLAGS.validation, FLAGS.patch_size, FLAGS.batch_size,
-        FLAGS.validation_patch_size, FLAGS.seed, strategy)
+        FLAGS.validation_patch_size, FLAGS.seed, strategy,
+        FLAGS.max_downscale)
     trainer.fit(train_data, validation_data)
   except (training.TrainingError, ValueError, FileNotFoundError) as e:
     sys.exit(f"error: {e}")

@@ -90,7 +90,8 @@ def main(argv):
         print(f"warm start from {training.load_weights(model, FLAGS.init_from)}")
     train_data, validation_data = data.train_and_validation(
         FLAGS.dataset, FLAGS.validation, FLAGS.patch_size, FLAGS.batch_size,
-        FLAGS.validation_patch_size, FLAGS.seed, strategy)
+        FLAGS.validation_patch_size, FLAGS.seed, strategy,
+        FLAGS.max_downscale)
     trainer.fit(train_data, validation_data)
     print(f"weights fingerprint {training.weights_fingerprint(model)}")
   except (training.TrainingError, ValueError, FileNotFoundError) as e:

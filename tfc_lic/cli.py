@@ -76,6 +76,10 @@ def define_training_flags(steps, decay_start, checkpoint_every, log_every,
                       "name uses its 'validation' split.")
   flags.DEFINE_integer("patch_size", 256, "Training crop size.")
   flags.DEFINE_integer("batch_size", 8, "Crops per step.")
+  flags.DEFINE_float("max_downscale", 1.,
+                     "Training crops cover up to this many times the patch "
+                     "side (as the image allows), downscaled to the patch; "
+                     "1: crops at full resolution.")
   flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.")
   flags.DEFINE_integer("steps", steps, "Total training steps.")
   flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")

@@ -10,6 +10,7 @@ photos fit easily), so that the per-step cost is a random crop and flip: the
 input pipeline stays off the training step's critical path.
 """
 
+import functools
 import glob
 import os
 
@@ -62,19 +63,39 @@ def _fit_to_patch(image, patch_size):
   return tf.cond(short < patch_size, upsample, lambda: image)
 
 
-def _crop(image, patch_size, training, seed=None):
-  """A random crop and flips (stateless if `seed`, a [2] int tensor)."""
+def _crop(image, patch_size, training, seed=None, max_downscale=1.):
+  """A random crop and flips (stateless if `seed`, a [2] int tensor).
+
+  With `max_downscale` > 1, training crops are a random square of up to that
+  many times the patch (as the image allows), downscaled to the patch: more
+  distinct crops from a few large images, at the pixel density of smaller
+  ones.
+  """
   size = (patch_size, patch_size, 3)
-  if training and seed is None:
+  if not training:
+    image = tf.image.resize_with_crop_or_pad(image, patch_size, patch_size)
+    return tf.cast(image, tf.float32)
+  if max_downscale > 1:
+    short = tf.cast(tf.reduce_min(tf.shape(image)[:2]), tf.float32)
+    high = tf.math.log(tf.minimum(float(max_downscale), short / patch_size))
+    shape, uniform = [], tf.random.uniform
+    if seed is not None:
+      uniform = functools.partial(tf.random.stateless_uniform, seed=seed + 3)
+    side = tf.cast(tf.floor(patch_size * tf.exp(uniform(shape) * high)),
+                   tf.int32)
+    size = tf.stack([side, side, 3])
+  if seed is None:
     image = tf.image.random_crop(image, size)
     image = tf.image.random_flip_left_right(image)
     image = tf.image.random_flip_up_down(image)
-  elif training:
+  else:
     image = tf.image.stateless_random_crop(image, size, seed)
     image = tf.image.stateless_random_flip_left_right(image, seed + 1)
     image = tf.image.stateless_random_flip_up_down(image, seed + 2)
-  else:
-    image = tf.image.resize_with_crop_or_pad(image, patch_size, patch_size)
+  if max_downscale > 1:
+    image = tf.image.resize(image, (patch_size, patch_size), antialias=True)
+    image = tf.round(tf.clip_by_value(image, 0, 255))  # an 8-bit image
+    image.set_shape((patch_size, patch_size, 3))
   return tf.cast(image, tf.float32)
 
 
@@ -104,13 +125,13 @@ def tfds_images(name, split, num_shards=1, shard_index=0):
 
 
 def crops(spec, patch_size, batch_size, training=True, split="train",
-          seed=None, num_shards=1, shard_index=0):
+          seed=None, num_shards=1, shard_index=0, max_downscale=1.):
   """Batches of float32 crops for training (endless) or validation (once).
 
   Training crops are random with random flips; validation takes one central
   crop per image so that its loss is comparable between evaluations. Shards
   (one per input pipeline of a distributed run) see disjoint images and
-  draw different crops.
+  draw different crops. `max_downscale`: see _crop.
   """
   if seed is not None:
     seed += shard_index
@@ -128,19 +149,22 @@ def crops(spec, patch_size, batch_size, training=True, split="train",
       images = images.shuffle(count or 1000, seed=seed,
                               reshuffle_each_iteration=True).repeat()
     if seed is None:
-      dataset = images.map(lambda x: _crop(x, patch_size, training),
-                           num_parallel_calls=tf.data.AUTOTUNE)
+      dataset = images.map(
+          lambda x: _crop(x, patch_size, training, None, max_downscale),
+          num_parallel_calls=tf.data.AUTOTUNE)
     else:  # Reproducible: the i-th crop depends only on (seed, i).
       dataset = images.enumerate().map(
           lambda i, x: _crop(x, patch_size, training,
-                             tf.stack([tf.cast(seed, tf.int64), 3 * i])),
+                             tf.stack([tf.cast(seed, tf.int64), 4 * i]),
+                             max_downscale),
           num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def train_and_validation(train_spec, validation_spec, patch_size, batch_size,
-                         validation_patch_size, seed=None, strategy=None):
+                         validation_patch_size, seed=None, strategy=None,
+                         max_downscale=1.):
   """The endless training crops and, if `validation_spec`, validation crops.
 
   Both are distributed over `strategy`'s replicas (default: one device);
@@ -149,7 +173,7 @@ def train_and_validation(train_spec, validation_spec, patch_size, batch_size,
   strategy = strategy or tf.distribute.get_strategy()
   train = distribute.distribute(strategy, lambda batch, n, i: crops(
       train_spec, patch_size, batch, training=True, seed=seed, num_shards=n,
-      shard_index=i), batch_size)
+      shard_index=i, max_downscale=max_downscale), batch_size)
   validation = None
   if validation_spec:
     validation = distribute.distribute(strategy, lambda batch, n, i: crops(
