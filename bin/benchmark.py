@@ -53,6 +53,9 @@ flags.DEFINE_list("weights", [],
 flags.DEFINE_list("image_sets", [],
                   "name=images pairs for --what=generalization (images as "
                   "in --dataset; ':' may stand for ',' between globs).")
+flags.DEFINE_bool("whole_images", False,
+                  "--what=generalization on whole images (one per batch) "
+                  "instead of central 256x256 crops.")
 flags.DEFINE_list("sizes", ["1024", "2048", "4096"],
                   "Square image sides for --what=memory.")
 flags.DEFINE_string("memory_image", "testdata/kodim23.png",
@@ -281,7 +284,8 @@ def variable_rate(native_bf16):
 
 
 def generalization():
-  """Loss, bpp and PSNR of each of --weights on each of --image_sets."""
+  """Loss, bpp and PSNR of each of --weights on each of --image_sets, over
+  all rates and per rate."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfc_lic import data  # pylint: disable=g-import-not-at-top
   from tfc_lic import training  # pylint: disable=g-import-not-at-top
@@ -292,19 +296,38 @@ def generalization():
       sys.exit(f"error: no config.json with the weights at {path}")
     model = training.model_from_config(dict(config, precision="float32"))
     training.load_weights(model, path)
-    test_step = tf.function(model.test_step)
+    evaluate = tf.function(lambda x, r: model(  # pylint: disable=cell-var-from-loop
+        x, tf.fill([tf.shape(x)[0]], r), training=False),
+                           reduce_retracing=True)
     for named in FLAGS.image_sets:
       name, _, spec = named.partition("=")
-      for metric in model.metrics:
-        metric.reset_state()
-      for batch in data.crops(spec.replace(":", ","), 256, 8, training=False):
-        test_step(batch)
-      row = dict(weights=path, images=name, **{
-          m.name: float(m.result()) for m in model.metrics})
+      spec = spec.replace(":", ",")
+      batches = (data.whole_images(spec) if FLAGS.whole_images else
+                 data.crops(spec, 256, 8, training=False))
+      per_rate = [dict(bpp=[], mse=[]) for _ in model.lmbdas]
+      for batch in batches:
+        for rate, values in enumerate(per_rate):
+          _, bpp, mse = evaluate(batch, tf.constant(rate))
+          values["bpp"].extend(bpp.numpy())
+          values["mse"].extend(mse.numpy())
+      rates = [_rd_row(lmbda, v["bpp"], v["mse"])
+               for lmbda, v in zip(model.lmbdas, per_rate)]
+      row = dict(weights=path, images=name, rates=rates, **{
+          k: float(np.mean([r[k] for r in rates]))
+          for k in ("loss", "bpp", "mse", "psnr")})
       print(f"{path:50s} {name:12s} loss {row['loss']:.4f} "
-            f"bpp {row['bpp']:.4f} psnr {row['psnr']:.2f}", flush=True)
+            f"bpp {row['bpp']:.4f} psnr {row['psnr']:.2f}  per rate: " +
+            " ".join(f"{r['loss']:.4f}" for r in rates), flush=True)
       rows.append(row)
   return rows
+
+
+def _rd_row(lmbda, bpp, mse):
+  """Means over images at one rate (PSNR: the mean of per-image PSNRs)."""
+  bpp, mse = np.array(bpp, np.float64), np.array(mse, np.float64)
+  return dict(lmbda=lmbda, loss=float(np.mean(bpp + lmbda * mse)),
+              bpp=float(bpp.mean()), mse=float(mse.mean()),
+              psnr=float(np.mean(10 * np.log10(255. ** 2 / mse))))
 
 
 def _run_worker_process(variant):

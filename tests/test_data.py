@@ -63,3 +63,8 @@ def test_seeded_crops_repeat(stripes):
 def test_validation_takes_central_crops_once(stripes):
   batches = [b.numpy() for b in data.crops(stripes, 64, 8, training=False)]
   assert len(batches) == 1 and batches[0].shape == (2, 64, 64, 3)
+
+
+def test_whole_images_are_batches_of_one(stripes):
+  shapes = sorted(tuple(b.shape) for b in data.whole_images(stripes))
+  assert shapes == [(1, 64, 64, 3), (1, 200, 300, 3)]

@@ -116,6 +116,12 @@ def local_images(spec, num_shards=1, shard_index=0):
   return dataset.ignore_errors(log_warning=True), len(files)
 
 
+def whole_images(spec):
+  """Each local image of `spec`, whole, as a float32 batch of one."""
+  images, _ = local_images(spec)
+  return images.map(lambda x: tf.cast(x, tf.float32)[None]).prefetch(1)
+
+
 def tfds_images(name, split, num_shards=1, shard_index=0):
   """Images of a TensorFlow Datasets dataset (needs its data to be present)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
