@@ -10,7 +10,6 @@ photos fit easily), so that the per-step cost is a random crop and flip: the
 input pipeline stays off the training step's critical path.
 """
 
-import functools
 import glob
 import os
 
@@ -78,11 +77,9 @@ def _crop(image, patch_size, training, seed=None, max_downscale=1.):
   if max_downscale > 1:
     short = tf.cast(tf.reduce_min(tf.shape(image)[:2]), tf.float32)
     high = tf.math.log(tf.minimum(float(max_downscale), short / patch_size))
-    shape, uniform = [], tf.random.uniform
-    if seed is not None:
-      uniform = functools.partial(tf.random.stateless_uniform, seed=seed + 3)
-    side = tf.cast(tf.floor(patch_size * tf.exp(uniform(shape) * high)),
-                   tf.int32)
+    u = (tf.random.uniform([]) if seed is None else
+         tf.random.stateless_uniform([], seed + 3))
+    side = tf.cast(tf.floor(patch_size * tf.exp(u * high)), tf.int32)
     size = tf.stack([side, side, 3])
   if seed is None:
     image = tf.image.random_crop(image, size)
