@@ -228,9 +228,7 @@ def run_rate_worker(variant):
     _, bpp, mse = (np.concatenate(t) for t in zip(*(
         [np.atleast_1d(v.numpy()) for v in evaluate(x)]
         for x in validation)))
-    return dict(loss=float(np.mean(bpp + RATE_PROBE * mse)),
-                bpp=float(np.mean(bpp)),
-                psnr=float(np.mean(10 * np.log10(255 ** 2 / mse))))
+    return _rd_row(RATE_PROBE, bpp, mse)
 
   # Validated at every multiple of a single-rate model's share.
   share = _single_rate_share()
