@@ -38,6 +38,11 @@ cli.define_precision_flag("Compute precision of the transforms (entropy "
 cli.define_training_flags(steps=100000, decay_start=0.8,
                           checkpoint_every=500, log_every=50,
                           validate_every=1000, average_decay=0.999)
+flags.DEFINE_enum("up_kernel", "variable", ["variable", "rdft"],
+                  "Parameterization of the up-convolution kernels (syntheses, "
+                  "hyper-synthesis): the kernel itself, or its RDFT as tfc "
+                  "parameterizes the analysis's. A run or milestone of the "
+                  "other kind converts on --init_from/--continue_from.")
 flags.DEFINE_string("init_from", None,
                     "Warm start: weights of another run or export (only when "
                     "--train_dir has no checkpoint yet); a narrower model's "
@@ -61,8 +66,11 @@ def model_config():
                 num_filters=FLAGS.num_filters,
                 latent_channels=FLAGS.latent_channels,
                 precision=precision.resolve(FLAGS.precision))
-  if FLAGS.hyper_filters:  # Runs without it keep their config.json as it was.
+  # Runs without these keep their config.json as it was.
+  if FLAGS.hyper_filters:
     config["hyper_filters"] = FLAGS.hyper_filters
+  if FLAGS.up_kernel != "variable":
+    config["up_kernel"] = FLAGS.up_kernel
   return config
 
 

@@ -1,7 +1,8 @@
 """Transforms: the hyper-synthesis' float64 codec path computes what its
 layers compute; the matrix RDFT kernels compute what tfc's FFT ones do; the
 up-convolutions and GDN compute what Keras' and tfc's layers do, and pad
-for Eigen's kernels only to train without AVX512."""
+for Eigen's kernels only to train without AVX512; up-convolution kernels
+convert between their two parameterizations without changing the model."""
 
 import numpy as np
 import pytest
@@ -14,11 +15,13 @@ from tfc_lic import precision
 from tfc_lic import transforms
 
 
-@pytest.mark.parametrize("architecture", sorted(models.ARCHITECTURES))
-def test_float64_hyper_synthesis_matches_the_layers(architecture):
+@pytest.mark.parametrize("architecture,up_kernel", [
+    (a, "variable") for a in sorted(models.ARCHITECTURES)] + [
+        ("mbt2018-mean", "rdft")])
+def test_float64_hyper_synthesis_matches_the_layers(architecture, up_kernel):
   tf.keras.utils.set_random_seed(3)
   model = models.create_model(architecture, lmbdas=[0.01], num_filters=16,
-                              latent_channels=24)
+                              latent_channels=24, up_kernel=up_kernel)
   # Trained-like weights: random instead of the initialisers' near-zeros.
   for v in model.hyper_synthesis_transform.trainable_variables:
     v.assign(tf.random.normal(v.shape, stddev=0.1))
@@ -165,3 +168,31 @@ def test_bfloat16_analysis_scales_its_input_as_float32_does():
     scaled = analysis.layers[0](x)
     assert scaled.dtype == tf.float32
     np.testing.assert_allclose(scaled.numpy(), x.numpy() / 255, rtol=1e-7)
+
+
+def test_up_kernels_convert_between_parameterizations_exactly():
+  """parameters.reparameterize: a model whose up-convolutions are RDFT-
+  parameterized computes the variable-kernel model's function (and back);
+  its RDFT variables are trainable and get gradients."""
+  tf.keras.utils.set_random_seed(4)
+  config = dict(lmbdas=[0.01, 0.02], num_filters=16, latent_channels=24)
+  plain = models.create_model("mbt2018-mean", **config)
+  for v in plain.trainable_variables:  # Trained-like, not initial, weights.
+    v.assign(v + tf.random.normal(v.shape, stddev=0.02))
+  rdft = models.create_model("mbt2018-mean", up_kernel="rdft", **config)
+  assert len(rdft.trainable_variables) == len(plain.trainable_variables) + 6
+  parameters.reparameterize(rdft, plain)
+  x = tf.random.uniform([2, 64, 64, 3], 0., 255., seed=1)
+  rate = tf.constant([0, 1])
+  for expected, actual in zip(plain(x, rate), rdft(x, rate)):
+    np.testing.assert_allclose(actual, expected, rtol=2e-5)
+  back = models.create_model("mbt2018-mean", **config)
+  parameters.reparameterize(back, rdft)
+  for expected, actual in zip(plain(x, rate), back(x, rate)):
+    np.testing.assert_allclose(actual, expected, rtol=2e-5)
+  layer = rdft.synthesis_transform.get_layer("layer_0")
+  with tf.GradientTape() as tape:
+    loss, _, _ = rdft(x, rate, training=True)
+  gradients = tape.gradient(loss, layer.rdft_kernel.trainable_variables)
+  assert len(gradients) == 2
+  assert all(float(tf.norm(g)) > 0 for g in gradients)

@@ -69,6 +69,23 @@ def test_load_weights_widens_a_narrower_runs_weights(tmp_path):
     training.load_weights(more_latents, str(tmp_path))
 
 
+def test_load_weights_converts_up_kernels_while_widening(tmp_path):
+  """--init_from / --continue_from of a variable-kernel run into a wider
+  model with RDFT up-convolution kernels: same function as the source."""
+  tf.keras.utils.set_random_seed(5)
+  source = training.model_from_config(TINY_CONFIG)
+  training.save_compact_weights(source, tmp_path / "weights.npz")
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(TINY_CONFIG, f)
+  reloaded = training.model_from_config(TINY_CONFIG)
+  training.load_weights(reloaded, str(tmp_path))
+  wide_rdft = training.model_from_config(dict(WIDE, up_kernel="rdft"))
+  training.load_weights(wide_rdft, str(tmp_path))
+  x, rate = _images(), tf.constant([0, 1])
+  for expected, actual in zip(reloaded(x, rate), wide_rdft(x, rate)):
+    np.testing.assert_allclose(actual, expected, rtol=2e-5)
+
+
 def test_widened_codec_codes_the_narrow_ones_latents():
   """The codec of a widened model (main transforms wider than z) codes the
   narrow model's latents, round-trips them bit-exactly and decodes the narrow

@@ -87,7 +87,7 @@ class HyperpriorModel(tf.keras.Model):
   def __init__(self, lmbdas=(0.0067,), num_filters=128, latent_channels=192,
                num_scales=96, scale_min=0.11, precision="float32",
                frozen_precision=None, finetuned_quantizers=(),
-               hyper_filters=None, **kwargs):
+               hyper_filters=None, up_kernel="variable", **kwargs):
     super().__init__(**kwargs)
     self.lmbdas = tuple(float(l) for l in lmbdas)
     self.num_filters = int(num_filters)
@@ -97,6 +97,12 @@ class HyperpriorModel(tf.keras.Model):
     self.latent_channels = int(latent_channels)
     self.num_scales = int(num_scales)
     self.scale_min = float(scale_min)
+    # How the up-convolutions' kernels are parameterized: "variable" (the
+    # kernel itself, as models up to v10 were trained) or "rdft" (as tfc
+    # parameterizes the analysis's; see transforms.RDFTConv2DTranspose).
+    if up_kernel not in ("variable", "rdft"):
+      raise ValueError(f"up_kernel must be variable or rdft, not {up_kernel}")
+    self.up_kernel = up_kernel
     self.precision = precision
     # What stage 2 freezes (analysis, hyper transforms, stage-1 synthesis) may
     # compute in another precision than what trains: stage 2 keeps it in
@@ -107,12 +113,13 @@ class HyperpriorModel(tf.keras.Model):
     self.analysis_transform = transforms.AnalysisTransform(
         num_filters, latent_channels, dtype=self.frozen_dtype)
     self.synthesis_transform = transforms.SynthesisTransform(
-        num_filters, dtype=self.frozen_dtype)
+        num_filters, dtype=self.frozen_dtype, up_kernel=up_kernel)
     # Stage 2: one synthesis per quantizer it was finetuned for.
     self.finetuned_quantizers = tuple(finetuned_quantizers)
     self.quantizer_syntheses = {
         q: transforms.SynthesisTransform(
-            num_filters, dtype=self.transform_dtype, name=f"synthesis_{q}")
+            num_filters, dtype=self.transform_dtype, name=f"synthesis_{q}",
+            up_kernel=up_kernel)
         for q in self.finetuned_quantizers}
     self.hyper_analysis_transform = transforms.HyperAnalysisTransform(
         self.hyper_filters, activation=self.hyper_activation,
@@ -176,7 +183,8 @@ class HyperpriorModel(tf.keras.Model):
         hyper_filters=self.hyper_filters, num_scales=self.num_scales,
         scale_min=self.scale_min, precision=self.precision,
         frozen_precision=self.frozen_precision,
-        finetuned_quantizers=list(self.finetuned_quantizers))
+        finetuned_quantizers=list(self.finetuned_quantizers),
+        up_kernel=self.up_kernel)
 
   def entropy_model(self, compression=False):
     """Gaussian conditional on y (noise proxy when training)."""
@@ -347,7 +355,7 @@ class ScaleHyperprior(HyperpriorModel):
   def make_hyper_synthesis(self):
     return transforms.HyperSynthesisTransform(
         self.hyper_filters, self.hyper_filters, self.latent_channels,
-        dtype=self.frozen_dtype)
+        dtype=self.frozen_dtype, up_kernel=self.up_kernel)
 
   def hyper_input(self, y):
     return tf.abs(y)
@@ -365,7 +373,7 @@ class MeanScaleHyperprior(HyperpriorModel):
     return transforms.HyperSynthesisTransform(
         self.latent_channels, self.latent_channels * 3 // 2,
         2 * self.latent_channels, activation=tf.nn.leaky_relu,
-        dtype=self.frozen_dtype)
+        dtype=self.frozen_dtype, up_kernel=self.up_kernel)
 
   def hyper_input(self, y):
     return y

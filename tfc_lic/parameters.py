@@ -70,3 +70,42 @@ class SignalConv2D(tfc.SignalConv2D):
           dtype=self.variable_dtype)
       self.kernel_parameter = MatrixRDFTParameter(initial_value, name="kernel")
     super().build(input_shape)
+
+
+
+def _up_convolutions(model):
+  return [layer for layer in model._flatten_layers()  # pylint: disable=protected-access
+          if isinstance(layer, tf.keras.layers.Conv2DTranspose)]
+
+
+def _rdft(layer):
+  """An up-convolution's MatrixRDFTParameter, or None for a kernel variable."""
+  return getattr(layer, "rdft_kernel", None)
+
+
+def _kernel_ids(layers):
+  return {id(v) for layer in layers for v in (
+      [layer.kernel] if _rdft(layer) is None else _rdft(layer).variables)}
+
+
+def reparameterize(model, source):
+  """Sets `model`'s variables from `source`, the same architecture with its
+  up-convolution kernels parameterized the other way (variable or RDFT):
+  both then compute the same function."""
+  layers, source_layers = _up_convolutions(model), _up_convolutions(source)
+  rest = [v for v in model.variables if id(v) not in _kernel_ids(layers)]
+  values = [v for v in source.variables
+            if id(v) not in _kernel_ids(source_layers)]
+  if len(rest) != len(values) or len(layers) != len(source_layers):
+    raise ValueError("the source model has another architecture")
+  for target, value in zip(rest, values):
+    target.assign(value)
+  for target, layer in zip(layers, source_layers):
+    kernel = (layer.kernel if _rdft(layer) is None
+              else _rdft(layer)(tf.float32))
+    if _rdft(target) is None:
+      target.kernel.assign(kernel)
+    else:
+      rdft = MatrixRDFTParameter(kernel)
+      _rdft(target).real.assign(rdft.real)
+      _rdft(target).imag.assign(rdft.imag)

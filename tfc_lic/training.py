@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from tfc_lic import distribute
 from tfc_lic import models
+from tfc_lic import parameters
 from tfc_lic import widening
 
 
@@ -139,10 +140,11 @@ def _load_compact_weights(model, path):
     variable.assign(value.astype(variable.dtype.as_numpy_dtype))
 
 
-def _widths(config):
-  """The config values that set variable shapes."""
+def _structure(config):
+  """The config values that set the variables: widths, kernel parameters."""
   return (config["num_filters"], config["latent_channels"],
-          config.get("hyper_filters") or config["num_filters"])
+          config.get("hyper_filters") or config["num_filters"],
+          config.get("up_kernel", "variable"))
 
 
 def config_of(path):
@@ -159,20 +161,28 @@ def config_of(path):
 def load_weights(model, path):
   """Restores model weights from a run dir, weights dir, checkpoint prefix or
   compact .npz (see save_compact_weights). Weights of a narrower model of the
-  same architecture (per its config.json) warm-start the wider `model`."""
+  same architecture (per its config.json) warm-start the wider `model`, and
+  up-convolution kernels are converted to `model`'s parameterization."""
   source_config = config_of(path)
-  if source_config and _widths(source_config) != _widths(model.get_config()):
-    if source_config["latent_channels"] != model.latent_channels:
-      # The entropy parameters interleave per latent ([loc | scale]), which
-      # a leading-block copy would mix up.
-      raise ValueError(f"{path} has {source_config['latent_channels']} "
-                       f"latent channels, this model {model.latent_channels}:"
-                       " widening keeps the latents as they are")
-    narrow = model_from_config(dict(source_config, precision="float32"))
-    found = _load_weights(narrow, path)
-    widening.widen(model, narrow)
-    return found
-  return _load_weights(model, path)
+  if not source_config or (
+      _structure(source_config) == _structure(model.get_config())):
+    return _load_weights(model, path)
+  if source_config["latent_channels"] != model.latent_channels:
+    # The entropy parameters interleave per latent ([loc | scale]), which
+    # a leading-block copy would mix up.
+    raise ValueError(f"{path} has {source_config['latent_channels']} "
+                     f"latent channels, this model {model.latent_channels}:"
+                     " widening keeps the latents as they are")
+  source_config = dict(source_config, precision="float32")
+  source = model_from_config(source_config)
+  found = _load_weights(source, path)
+  if source.up_kernel != model.up_kernel:
+    converted = model_from_config(dict(source_config,
+                                       up_kernel=model.up_kernel))
+    parameters.reparameterize(converted, source)
+    source = converted
+  widening.widen(model, source)
+  return found
 
 
 def _load_weights(model, path):

@@ -17,7 +17,9 @@ def input_axes(model):
   """{id(kernel variable): its input-channel axis} for every convolution."""
   axes = {}
   for layer in model.submodules:
-    if isinstance(layer, tf.keras.layers.Conv2DTranspose):
+    if getattr(layer, "rdft_kernel", None) is not None:  # [out, in, h, w']
+      axes[id(layer.rdft_kernel.real)] = axes[id(layer.rdft_kernel.imag)] = 1
+    elif isinstance(layer, tf.keras.layers.Conv2DTranspose):
       axes[id(layer.kernel)] = 3  # [height, width, out, in]
     elif isinstance(layer, tf.keras.layers.Conv2D):
       axes[id(layer.kernel)] = 2  # [height, width, in, out]
