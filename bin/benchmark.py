@@ -6,6 +6,7 @@
   python bin/benchmark.py --what=variable_rate --dataset=... --validation=...
   python bin/benchmark.py --what=generalization --weights=A,B \
       --image_sets=val=/path/val_*,train=/path/train_*
+  python bin/benchmark.py --what=learning_curve --history=RUN/history.jsonl
 
 Training: each variant runs in its own process, one after the other, in one
 invocation (ratios measured side by side). The reference is the same
@@ -21,6 +22,8 @@ Generalization: the loss of trained weights (any --init_from source) on
 central crops of several image sets, every rate, latents rounded as in
 validation: a training set's loss falling apart from a held-out set's is
 overfitting; falling in step, it is not.
+Learning curve: fits L(t) = L_inf + A (t / 10^4)^-a to a run's averaged
+validation loss from --fit_from on: where more of the same training leads.
 Writes <what>.json and .png under --output_dir.
 """
 
@@ -41,12 +44,19 @@ import numpy as np
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("what", "training",
                   ["training", "codec", "precision", "memory",
-                   "variable_rate", "generalization"],
+                   "variable_rate", "generalization", "learning_curve"],
                   "What to measure: training speed, codec speed, the loss "
                   "reached by fp32 vs bf16 training from one seed, the "
                   "codec's peak memory per image size, a variable-rate "
-                  "network against a single-rate one at equal steps, or "
-                  "trained weights' loss on several image sets.")
+                  "network against a single-rate one at equal steps, "
+                  "trained weights' loss on several image sets, or a run's "
+                  "validation loss extrapolated.")
+flags.DEFINE_string("history", None,
+                    "A run's history.jsonl for --what=learning_curve.")
+flags.DEFINE_integer("fit_from", 40000,
+                     "First step --what=learning_curve fits.")
+flags.DEFINE_list("project_to", ["100000", "200000", "1000000"],
+                  "Steps --what=learning_curve extrapolates to.")
 flags.DEFINE_list("weights", [],
                   "Trained weights for --what=generalization (run dirs or "
                   "compact weights with their config.json).")
@@ -320,6 +330,50 @@ def generalization():
   return rows
 
 
+def learning_curve():
+  """Fits the averaged validation loss from --fit_from on; returns the fit,
+  its projections and the points (JSON-ready), and plots them."""
+  from scipy import optimize  # pylint: disable=g-import-not-at-top
+  with open(FLAGS.history) as f:
+    points = sorted((r["step"], r["loss"]) for r in map(json.loads, f)
+                    if r["kind"] == "validation_average")
+  steps, losses = (np.array(v, np.float64) for v in zip(*points))
+  fitted = steps >= FLAGS.fit_from
+  if fitted.sum() < 4:
+    sys.exit(f"error: fewer than 4 averaged validations from step "
+             f"{FLAGS.fit_from} in {FLAGS.history}")
+  curve = lambda t, floor, scale, power: floor + scale * (t / 1e4) ** -power
+  params, _ = optimize.curve_fit(curve, steps[fitted], losses[fitted],
+                                 p0=(losses[-1] * 0.9, 0.5, 1.), maxfev=20000)
+  floor, scale, power = (float(v) for v in params)
+  projections = {int(t): float(curve(float(t), *params))
+                 for t in FLAGS.project_to}
+  print(f"L(t) = {floor:.4f} + {scale:.4f} (t / 1e4)^-{power:.3f} "
+        f"(steps {int(steps[fitted][0])}-{int(steps[-1])}, "
+        f"rms residual {np.std(losses[fitted] - curve(steps[fitted], *params)):.5f})")
+  print(f"last: step {int(steps[-1])} loss {losses[-1]:.4f}")
+  for t, loss in projections.items():
+    print(f"at step {t:8d}: {loss:.4f} ({loss / losses[-1] - 1:+.2%})")
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+  fig = figure.Figure(figsize=(7, 4))
+  backend_agg.FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  ax.plot(steps, losses, "o", ms=3, label="averaged validation")
+  t = np.geomspace(steps[fitted][0], max(projections), 200)
+  ax.plot(t, curve(t, *params), label=f"fit, floor {floor:.3f}")
+  ax.set_xscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel("validation loss")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(os.path.join(FLAGS.output_dir, "learning_curve.png"), dpi=120)
+  return dict(history=FLAGS.history, fit_from=FLAGS.fit_from,
+              fit=dict(floor=floor, scale=scale, power=power),
+              projections=projections,
+              points=[dict(step=int(a), loss=float(b)) for a, b in points])
+
+
 def _rd_row(lmbda, bpp, mse):
   """Means over images at one rate (PSNR: the mean of per-image PSNRs)."""
   bpp, mse = np.array(bpp, np.float64), np.array(mse, np.float64)
@@ -495,6 +549,14 @@ def main(argv):
     rows = generalization()
     with open(os.path.join(FLAGS.output_dir, "generalization.json"), "w") as f:
       json.dump(dict(rows=rows, date=time.strftime("%Y-%m-%d")), f, indent=1)
+    return
+  if FLAGS.what == "learning_curve":
+    if not FLAGS.history or not os.path.isfile(FLAGS.history):
+      sys.exit(f"error: --history must name a run's history.jsonl "
+               f"({FLAGS.history!r})")
+    result = learning_curve()
+    with open(os.path.join(FLAGS.output_dir, "learning_curve.json"), "w") as f:
+      json.dump(dict(result, date=time.strftime("%Y-%m-%d")), f, indent=1)
     return
   if FLAGS.what == "codec":
     if not FLAGS.images:

@@ -1,0 +1,52 @@
+"""bin/benchmark.py --what=learning_curve: the fit recovers a known curve,
+and a missing history is a one-line error."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+BENCHMARK = os.path.join(os.path.dirname(__file__), "..", "bin",
+                         "benchmark.py")
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, BENCHMARK, *args],
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_learning_curve_recovers_the_floor_and_projects(tmp_path):
+  floor, scale, power = 1.25, 0.6, 1.3
+  curve = lambda t: floor + scale * (t / 1e4) ** -power
+  history = tmp_path / "history.jsonl"
+  with open(history, "w") as f:
+    for step in range(10000, 60001, 1000):
+      f.write(json.dumps(dict(kind="train", step=step, loss=9.)) + "\n")
+      f.write(json.dumps(dict(kind="validation", step=step, loss=9.)) + "\n")
+      f.write(json.dumps(dict(kind="validation_average", step=step,
+                              loss=curve(step))) + "\n")
+  result = _run("--what=learning_curve", f"--history={history}",
+                "--fit_from=20000", "--project_to=100000,1000000",
+                f"--output_dir={tmp_path}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(tmp_path / "learning_curve.json") as f:
+    out = json.load(f)
+  np.testing.assert_allclose(
+      [out["fit"][k] for k in ("floor", "scale", "power")],
+      [floor, scale, power], rtol=1e-4)
+  np.testing.assert_allclose(out["projections"]["1000000"], curve(1e6),
+                             rtol=1e-5)
+  assert len(out["points"]) == 51
+  assert os.path.getsize(tmp_path / "learning_curve.png") > 0
+
+
+def test_learning_curve_without_history_is_a_one_line_error(tmp_path):
+  result = _run("--what=learning_curve", f"--history={tmp_path}/none.jsonl",
+                f"--output_dir={tmp_path}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f"error: --history must name a run's history.jsonl "
+      f"('{tmp_path}/none.jsonl')"]
+  assert not os.path.exists(tmp_path / "learning_curve.json")
