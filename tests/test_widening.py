@@ -21,6 +21,19 @@ def _images():
                      tf.float32)
 
 
+def _saved_run(path, seed):
+  """Writes a TINY_CONFIG run's compact weights and config.json to `path`;
+  returns a model holding them (float16-rounded, as they were saved)."""
+  tf.keras.utils.set_random_seed(seed)
+  training.save_compact_weights(training.model_from_config(TINY_CONFIG),
+                                path / "weights.npz")
+  with open(path / "config.json", "w") as f:
+    json.dump(TINY_CONFIG, f)
+  reloaded = training.model_from_config(TINY_CONFIG)
+  training.load_weights(reloaded, str(path))
+  return reloaded
+
+
 @pytest.mark.parametrize("architecture", sorted(models.ARCHITECTURES))
 def test_widened_model_computes_the_narrow_ones_function(architecture):
   """Same loss, bpp and MSE to the last bit at both rates: every weight that
@@ -48,18 +61,11 @@ def test_load_weights_widens_a_narrower_runs_weights(tmp_path):
   """A wider model's `load_weights` (hence --init_from / --continue_from)
   takes a narrower run's compact weights via its config.json; a model that
   is narrower than its source, or has other latents, is refused."""
-  tf.keras.utils.set_random_seed(3)
-  narrow = training.model_from_config(TINY_CONFIG)
-  training.save_compact_weights(narrow, tmp_path / "weights.npz")
-  with open(tmp_path / "config.json", "w") as f:
-    json.dump(TINY_CONFIG, f)
+  reloaded = _saved_run(tmp_path, seed=3)
   wide = training.model_from_config(WIDE)
   found = training.load_weights(wide, str(tmp_path))
   assert os.path.basename(found) == "weights.npz"
   x, rate = _images(), tf.constant([1, 0])
-  # The compact weights are float16: compare with a narrow model of them.
-  reloaded = training.model_from_config(TINY_CONFIG)
-  training.load_weights(reloaded, str(tmp_path))
   np.testing.assert_array_equal(reloaded(x, rate)[2], wide(x, rate)[2])
   narrower = training.model_from_config(dict(TINY_CONFIG, num_filters=8))
   with pytest.raises(ValueError, match="does not fit"):
@@ -72,13 +78,7 @@ def test_load_weights_widens_a_narrower_runs_weights(tmp_path):
 def test_load_weights_converts_up_kernels_while_widening(tmp_path):
   """--init_from / --continue_from of a variable-kernel run into a wider
   model with RDFT up-convolution kernels: same function as the source."""
-  tf.keras.utils.set_random_seed(5)
-  source = training.model_from_config(TINY_CONFIG)
-  training.save_compact_weights(source, tmp_path / "weights.npz")
-  with open(tmp_path / "config.json", "w") as f:
-    json.dump(TINY_CONFIG, f)
-  reloaded = training.model_from_config(TINY_CONFIG)
-  training.load_weights(reloaded, str(tmp_path))
+  reloaded = _saved_run(tmp_path, seed=5)
   wide_rdft = training.model_from_config(dict(WIDE, up_kernel="rdft"))
   training.load_weights(wide_rdft, str(tmp_path))
   x, rate = _images(), tf.constant([0, 1])
