@@ -72,7 +72,6 @@ class SignalConv2D(tfc.SignalConv2D):
     super().build(input_shape)
 
 
-
 def _up_convolutions(model):
   return [layer for layer in model._flatten_layers()  # pylint: disable=protected-access
           if isinstance(layer, tf.keras.layers.Conv2DTranspose)]
