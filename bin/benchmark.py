@@ -334,17 +334,24 @@ def learning_curve():
   """Fits the averaged validation loss from --fit_from on; returns the fit,
   its projections and the points (JSON-ready), and plots them."""
   from scipy import optimize  # pylint: disable=g-import-not-at-top
-  with open(FLAGS.history) as f:
-    points = sorted((r["step"], r["loss"]) for r in map(json.loads, f)
-                    if r["kind"] == "validation_average")
-  steps, losses = (np.array(v, np.float64) for v in zip(*points))
-  fitted = steps >= FLAGS.fit_from
-  if fitted.sum() < 4:
+  try:
+    with open(FLAGS.history) as f:
+      points = sorted((r["step"], r["loss"]) for r in map(json.loads, f)
+                      if r["kind"] == "validation_average")
+  except (ValueError, KeyError) as e:
+    sys.exit(f"error: {FLAGS.history} is not a run's history.jsonl ({e})")
+  if sum(step >= FLAGS.fit_from for step, _ in points) < 4:
     sys.exit(f"error: fewer than 4 averaged validations from step "
              f"{FLAGS.fit_from} in {FLAGS.history}")
+  steps, losses = (np.array(v, np.float64) for v in zip(*points))
+  fitted = steps >= FLAGS.fit_from
   curve = lambda t, floor, scale, power: floor + scale * (t / 1e4) ** -power
-  params, _ = optimize.curve_fit(curve, steps[fitted], losses[fitted],
-                                 p0=(losses[-1] * 0.9, 0.5, 1.), maxfev=20000)
+  try:
+    params, _ = optimize.curve_fit(curve, steps[fitted], losses[fitted],
+                                   p0=(losses[-1] * 0.9, 0.5, 1.),
+                                   maxfev=20000)
+  except RuntimeError as e:
+    sys.exit(f"error: the fit did not converge ({e})")
   floor, scale, power = (float(v) for v in params)
   projections = {int(t): float(curve(float(t), *params))
                  for t in FLAGS.project_to}

@@ -42,11 +42,19 @@ def test_learning_curve_recovers_the_floor_and_projects(tmp_path):
   assert os.path.getsize(tmp_path / "learning_curve.png") > 0
 
 
-def test_learning_curve_without_history_is_a_one_line_error(tmp_path):
-  result = _run("--what=learning_curve", f"--history={tmp_path}/none.jsonl",
-                f"--output_dir={tmp_path}")
-  assert result.returncode == 1
-  assert result.stderr.strip().splitlines() == [
-      f"error: --history must name a run's history.jsonl "
-      f"('{tmp_path}/none.jsonl')"]
+def test_learning_curve_of_a_bad_history_is_a_one_line_error(tmp_path):
+  (tmp_path / "empty.jsonl").write_text("")
+  (tmp_path / "corrupt.jsonl").write_text('{"kind": "validation_average"\n')
+  for name, message in [
+      ("none.jsonl", f"--history must name a run's history.jsonl "
+                     f"('{tmp_path}/none.jsonl')"),
+      ("empty.jsonl", "fewer than 4 averaged validations from step 40000 in "
+                      f"{tmp_path}/empty.jsonl"),
+      ("corrupt.jsonl", f"{tmp_path}/corrupt.jsonl is not a run's "
+                        "history.jsonl")]:
+    result = _run("--what=learning_curve", f"--history={tmp_path}/{name}",
+                  f"--output_dir={tmp_path}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: " + message), lines
   assert not os.path.exists(tmp_path / "learning_curve.json")
