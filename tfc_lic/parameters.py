@@ -92,9 +92,9 @@ def reparameterize(model, source):
   up-convolution kernels parameterized the other way (variable or RDFT):
   both then compute the same function."""
   layers, source_layers = _up_convolutions(model), _up_convolutions(source)
-  rest = [v for v in model.variables if id(v) not in _kernel_ids(layers)]
-  values = [v for v in source.variables
-            if id(v) not in _kernel_ids(source_layers)]
+  kernels, source_kernels = _kernel_ids(layers), _kernel_ids(source_layers)
+  rest = [v for v in model.variables if id(v) not in kernels]
+  values = [v for v in source.variables if id(v) not in source_kernels]
   if len(rest) != len(values) or len(layers) != len(source_layers):
     raise ValueError("the source model has another architecture")
   for target, value in zip(rest, values):
