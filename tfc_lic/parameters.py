@@ -82,6 +82,13 @@ def _rdft(layer):
   return getattr(layer, "rdft_kernel", None)
 
 
+def kernel_of(layer, dtype):
+  """An up-convolution's kernel in `dtype` (an RDFT one computed in it)."""
+  if _rdft(layer) is None:
+    return tf.cast(layer.kernel, dtype)
+  return _rdft(layer)(dtype)
+
+
 def _kernel_ids(layers):
   return {id(v) for layer in layers for v in (
       [layer.kernel] if _rdft(layer) is None else _rdft(layer).variables)}
@@ -100,8 +107,7 @@ def reparameterize(model, source):
   for target, value in zip(rest, values):
     target.assign(value)
   for target, layer in zip(layers, source_layers):
-    kernel = (layer.kernel if _rdft(layer) is None
-              else _rdft(layer)(tf.float32))
+    kernel = kernel_of(layer, tf.float32)
     if _rdft(target) is None:
       target.kernel.assign(kernel)
     else:

@@ -120,13 +120,6 @@ class RDFTConv2DTranspose(Conv2DTranspose):
       raise AttributeError("the kernel is computed from rdft_kernel")
 
 
-def kernel_of(layer, dtype):
-  """An up-convolution's kernel in `dtype` (an RDFT one computed in it)."""
-  if isinstance(layer, RDFTConv2DTranspose):
-    return layer.rdft_kernel(dtype)
-  return tf.cast(layer.kernel, dtype)
-
-
 class GDN(tfc.GDN):
   """tfc.GDN computed on the positions as rows of a matrix.
 
@@ -212,7 +205,7 @@ class HyperSynthesisTransform(tf.keras.Sequential):
       if isinstance(layer, tf.keras.layers.Conv2DTranspose):
         shape = tf.shape(x)
         x = tf.nn.conv2d_transpose(
-            x, kernel_of(layer, tf.float64),
+            x, parameters.kernel_of(layer, tf.float64),
             tf.stack([shape[0], shape[1] * layer.strides[0],
                       shape[2] * layer.strides[1], layer.filters]),
             layer.strides, padding="SAME")
