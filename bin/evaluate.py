@@ -41,6 +41,10 @@ flags.DEFINE_list("anchor", ["webp"],
 flags.DEFINE_string("results", None,
                     "Recompute the tables and plot from this rd.json instead "
                     "of encoding (e.g. with other anchors).")
+flags.DEFINE_list("add_codecs", [],
+                  "With --results: also evaluate these codecs (on the saved "
+                  "run's images) and add them to its tables, e.g. a slower "
+                  "encoder of a model evaluated before.")
 flags.DEFINE_string("output_dir", None, "Where to write rd.json and rd.png.")
 flags.DEFINE_integer("max_images", None,
                      "Evaluate only the first N images (quick runs).",
@@ -114,23 +118,34 @@ def run():
     params = {n: c["params"] for n, c in saved["codecs"].items()}
     results = {n: c["results"] for n, c in saved["codecs"].items()}
     images = dict.fromkeys(saved["images"]["names"])
-    folder = saved["images"]["folder"]
+    folder = (os.path.abspath(FLAGS.images) if FLAGS.images
+              else saved["images"]["folder"])
+    names = [n for n in FLAGS.add_codecs if n and n not in results]
   else:
     if not FLAGS.images:
       raise ValueError("--images (or --results) is required")
-    codecs = build_codecs([n for n in FLAGS.codecs if n])
-    params = {n: getattr(c, "params", {}) for n, c in codecs.items()}
-    results = dict.fromkeys(codecs)
-    settings = parse_settings(FLAGS.settings, codecs)
+    if FLAGS.add_codecs:
+      raise ValueError("--add_codecs extends a saved run: pass --results")
     folder = os.path.abspath(FLAGS.images)
+    params, results = {}, {}
+    names = [n for n in FLAGS.codecs if n]
+  codecs = build_codecs(names) if names or not FLAGS.results else {}
+  params.update({n: getattr(c, "params", {}) for n, c in codecs.items()})
+  results.update(dict.fromkeys(codecs))
+  settings = parse_settings(FLAGS.settings, codecs)
   for anchor in FLAGS.anchor:
     if anchor not in results and anchor not in reference_curves:
       raise ValueError(f"--anchor={anchor} is neither an evaluated codec nor "
                        f"a reference curve")
-  if not FLAGS.results:
-    images = evaluation.load_images(FLAGS.images)
-    if FLAGS.max_images:
-      images = dict(list(images.items())[:FLAGS.max_images])
+  if codecs:
+    loaded = evaluation.load_images(folder)
+    if FLAGS.results:
+      missing = [n for n in images if n not in loaded]
+      if missing:
+        raise ValueError(f"{folder} lacks the saved run's {missing[0]}")
+      images = {n: loaded[n] for n in images}
+    else:
+      images = dict(list(loaded.items())[:FLAGS.max_images])
   os.makedirs(FLAGS.output_dir, exist_ok=True)
 
   for name in results:

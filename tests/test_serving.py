@@ -35,6 +35,10 @@ for quantizer in (0, 1, 2):
   decoded = call("synthesize", y_hat=hyper["loc"], quantizer=np.int32(quantizer),
                  rate=np.float32(1.), height=np.int32(40), width=np.int32(56))
   assert decoded["image"].shape == (40, 56, 3), decoded["image"].shape
+  refined = call("analyze_refined", image=image, quantizer=np.int32(quantizer),
+                 rate=np.float32(1.), delta_index=np.int32(0),
+                 refine_steps=np.int32(3))
+  assert refined["k"].shape == out["k"].shape, refined["k"].shape
 assert "tensorflow_compression" not in sys.modules
 print("ok")
 """
@@ -58,6 +62,12 @@ def exported(tiny_model, tmp_path_factory):
   trained = dict(TINY_CONFIG, precision="bfloat16", frozen_precision="float32")
   return export.export_model(tiny_model, trained, base, "tiny", 1,
                              metadata={}, delta_indexes={"tcq8": -2})
+
+
+@pytest.fixture(scope="module")
+def client(exported):
+  """A client of the core SavedModel, loaded once (loading takes seconds)."""
+  return client_lib.Client(client_lib.saved_model_transport(exported[1]))
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +95,8 @@ def test_core_saved_model_loads_and_runs_without_tfc(exported):
 
 
 @pytest.mark.parametrize("quantizer", codec_lib.QUANTIZERS)
-def test_client_streams_equal_full_codec_streams(exported, rounded_codec,
+def test_client_streams_equal_full_codec_streams(client, rounded_codec,
                                                  quantizer):
-  client = client_lib.Client(client_lib.saved_model_transport(exported[1]))
   image = smooth_image(72, 40, seed=3)
   q = codec_lib.quantizer_id(quantizer)
   delta_index = client.info["delta_indexes"][quantizer]
@@ -99,19 +108,27 @@ def test_client_streams_equal_full_codec_streams(exported, rounded_codec,
   assert decoded.shape == image.shape
 
 
-def test_client_decodes_full_saved_model_default_stream(exported):
+def test_client_refined_streams_equal_full_codec_streams(client,
+                                                         rounded_codec):
+  image = smooth_image(72, 40, seed=4)
+  stream = client.compress(image, "usq", rate=0.5, refine_steps=4)
+  assert stream != client.compress(image, "usq", rate=0.5)
+  delta_index = client.info["delta_indexes"]["usq"]
+  assert stream == rounded_codec.compress_refined(
+      image, 0, 0.5, delta_index, 4).numpy()
+
+
+def test_client_decodes_full_saved_model_default_stream(exported, client):
   full = tf.saved_model.load(exported[0])
   image = smooth_image(33, 47, seed=4)
   stream = full.signatures["compress"](image=tf.constant(image))["stream"]
-  client = client_lib.Client(client_lib.saved_model_transport(exported[1]))
   assert client.compress(image) == stream.numpy()
   assert np.array_equal(
       client.decompress(stream.numpy()),
       full.signatures["decompress"](stream=stream)["image"].numpy())
 
 
-def test_client_refuses_a_corrupt_stream(exported):
-  client = client_lib.Client(client_lib.saved_model_transport(exported[1]))
+def test_client_refuses_a_corrupt_stream(client):
   stream = bytearray(client.compress(smooth_image(32, 32)))
   stream[len(stream) // 2] ^= 0x10
   with pytest.raises(tf.errors.InvalidArgumentError, match="checksum"):

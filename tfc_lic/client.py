@@ -32,6 +32,7 @@ from tfc_lic import latent_codecs
 # Output names and dtypes of the core-op signatures (REST returns JSON).
 OUTPUTS = {
     "analyze": {"z": np.float32, "k": np.int32, "table": np.int32},
+    "analyze_refined": {"z": np.float32, "k": np.int32, "table": np.int32},
     "hyper_decode": {"loc": np.float32, "scale_index": np.float32},
     "pass_parameters": {"loc": np.float32, "scale_index": np.float32},
     "synthesize": {"image": np.uint8},
@@ -142,8 +143,10 @@ class Client:
                                     reduce_retracing=True)
     self._read_pass = tf.function(self.coder.read_pass, reduce_retracing=True)
 
-  def compress(self, image, quantizer=None, rate=None, delta_index=None):
-    """uint8 image [H, W, 3] -> container bytes (the metadata's defaults)."""
+  def compress(self, image, quantizer=None, rate=None, delta_index=None,
+               refine_steps=0):
+    """uint8 image [H, W, 3] -> container bytes (the metadata's defaults);
+    `refine_steps` > 0: the server refines the latents (tfc_lic.refinement)."""
     quantizer = quantizer or self.info["default_quantizer"]
     q = codec_lib.quantizer_id(quantizer)
     if delta_index is None:
@@ -151,9 +154,13 @@ class Client:
     rate = float(codec_lib.container_rate(
         self.info["default_rate"] if rate is None else rate))
     image = np.asarray(image, np.uint8)
-    out = self.call("analyze", {
-        "image": image, "quantizer": np.int32(q), "rate": np.float32(rate),
-        "delta_index": np.int32(delta_index)})
+    inputs = {"image": image, "quantizer": np.int32(q),
+              "rate": np.float32(rate), "delta_index": np.int32(delta_index)}
+    if refine_steps:
+      out = self.call("analyze_refined",
+                      dict(inputs, refine_steps=np.int32(refine_steps)))
+    else:
+      out = self.call("analyze", inputs)
     stream = self._encode(
         tf.constant(out["z"]), tf.constant(out["k"]),
         tf.constant(out["table"]), tf.constant(q, tf.int32),

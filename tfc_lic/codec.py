@@ -23,6 +23,7 @@ from tfc_lic import coding_passes
 from tfc_lic import container
 from tfc_lic import entropy_tables
 from tfc_lic import latent_codecs
+from tfc_lic import refinement
 from tfc_lic.latent_codecs import usq
 
 QUANTIZERS = tuple(latent_codecs.QUANTIZER_IDS)
@@ -86,9 +87,18 @@ class Transforms(tf.Module):
     self.side_variables = list(side_model.variables)
     self.latent_codecs = codecs
 
-  def latents(self, x, rate):
-    """Images [B, H, W, 3] -> y, z, z_hat and the hyperprior's loc, scale."""
+  def latents(self, x, rate, refine=None):
+    """Images [B, H, W, 3] -> y, z, z_hat and the hyperprior's loc, scale.
+
+    `refine` (quantizer, delta_index, steps): y and z refined for that
+    quantizer's synthesis (see refinement; one image at a time).
+    """
     y, z = self.model.analyze(x, rate)
+    if refine is not None:
+      quantizer, delta_index, steps = refine
+      y, z = _switch(quantizer, lambda i: refinement.refine(
+          self.model, self.side_model.quantize, x, y, z, rate, delta_index,
+          steps, self.model.synthesis_for(QUANTIZERS[i])))
     z_hat = self.side_model.quantize(z)
     loc, scale_index = self.model.hyper_decode(
         z_hat, tf.shape(y)[1:3], exact=True)
@@ -117,16 +127,23 @@ class Transforms(tf.Module):
                          for t, v in zip((k, table, y_hat), out))
     return k, table, y_hat
 
-  def analyze(self, image, quantizer, rate, delta_index):
-    """uint8 image [H, W, 3] -> latents plus indexes k, tables and y_hat."""
+  def analyze(self, image, quantizer, rate, delta_index, refine_steps=None):
+    """uint8 image [H, W, 3] -> latents plus indexes k, tables and y_hat;
+    with `refine_steps`, latents refined by that many steps (see refinement;
+    images up to refinement.MAX_PIXELS)."""
     shape = tf.shape(image)
-    check = container.assert_size(
+    checks = [container.assert_size(
         shape[0], shape[1],
         f"image size outside the codec limit of 1 to {container.MAX_PIXELS} "
-        "pixels")
-    with tf.control_dependencies([check]):
+        "pixels")]
+    refine = None
+    if refine_steps is not None:
+      checks.append(refinement.assert_refinable(shape[0], shape[1],
+                                                refine_steps))
+      refine = (quantizer, delta_index, refine_steps)
+    with tf.control_dependencies(checks):
       image = tf.identity(image)
-    latents = self.latents(tf.cast(image, tf.float32)[None], rate)
+    latents = self.latents(tf.cast(image, tf.float32)[None], rate, refine)
     k, table, y_hat = self.quantize(latents, quantizer, delta_index)
     return dict(latents, k=k, table=table, y_hat=y_hat)
 
@@ -242,12 +259,15 @@ class ImageCodec(tf.Module):
   def side_entropy_model(self):
     return self.coder.side_model
 
-  def encode(self, image, quantizer, rate, delta_index):
-    """Returns a dict: container, y, y_hat, k, estimated bits of y and z."""
+  def encode(self, image, quantizer, rate, delta_index, refine_steps=None):
+    """Returns a dict: container, y, y_hat, k, estimated bits of y and z.
+
+    `refine_steps`: refine the latents first (see refinement)."""
     quantizer = tf.convert_to_tensor(quantizer, tf.int32)
     delta_index = tf.convert_to_tensor(delta_index, tf.int32)
     rate = container_rate(rate)
-    out = self.transforms.analyze(image, quantizer, rate, delta_index)
+    out = self.transforms.analyze(image, quantizer, rate, delta_index,
+                                  refine_steps)
     packed = self.coder.encode(
         out["z"], out["k"], out["table"], quantizer, delta_index, rate,
         tf.shape(image)[0], tf.shape(image)[1])
@@ -277,6 +297,20 @@ class ImageCodec(tf.Module):
   def compress(self, image, quantizer, rate, delta_index):
     """uint8 image [H, W, 3] -> container bytes."""
     return self.encode(image, quantizer, rate, delta_index)["container"]
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.int32, name="quantizer"),
+      tf.TensorSpec([], tf.float32, name="rate"),
+      tf.TensorSpec([], tf.int32, name="delta_index"),
+      tf.TensorSpec([], tf.int32, name="refine_steps"),
+  ])
+  def compress_refined(self, image, quantizer, rate, delta_index,
+                       refine_steps):
+    """compress, with the latents refined by `refine_steps` gradient steps
+    (slower encoding, same decoder; see refinement)."""
+    return self.encode(image, quantizer, rate, delta_index,
+                       refine_steps)["container"]
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="stream")])
   def decompress(self, stream):

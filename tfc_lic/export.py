@@ -3,13 +3,15 @@
 `export_codec` writes <base>/<name>/<version>/ with signatures:
   compress(image)                                   -> stream   (defaults)
   compress_with_options(image, quantizer, rate, delta_index) -> stream
+  compress_refined(image, quantizer, rate, delta_index, refine_steps)
+                                                    -> stream   (slow encoder)
   decompress(stream)                                -> image
   metadata()                                        -> model id, λs, ...
 These use tfc's range-coding ops: import tensorflow_compression before
 tf.saved_model.load. Beside it, <base>/<name>-core/<version>/ holds only core
-TF ops, for stock TF Serving (analyze, hyper_decode, synthesize, describe;
-tfc_lic.client does the entropy coding). `load` finds the newest version of a
-model directory. `export_model` exports a trained model with its weights
+TF ops, for stock TF Serving (analyze, analyze_refined, hyper_decode,
+synthesize, describe; tfc_lic.client does the entropy coding). `load` finds
+the newest version of a model directory. `export_model` exports a trained model with its weights
 stored as float16: half the size, same outputs. `model_from_saved_model`
 rebuilds the trained model from a SavedModel, so that a shipped model can be
 exported again with a newer codec graph.
@@ -80,6 +82,17 @@ class CodecModule(tf.Module):
   def compress_with_options(self, image, quantizer, rate, delta_index):
     return {"stream": self.codec.compress(image, quantizer, rate, delta_index)}
 
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.int32, name="quantizer"),
+      tf.TensorSpec([], tf.float32, name="rate"),
+      tf.TensorSpec([], tf.int32, name="delta_index"),
+      tf.TensorSpec([], tf.int32, name="refine_steps")])
+  def compress_refined(self, image, quantizer, rate, delta_index,
+                       refine_steps):
+    return {"stream": self.codec.compress_refined(
+        image, quantizer, rate, delta_index, refine_steps)}
+
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="stream")])
   def decompress(self, stream):
     return {"image": self.codec.decompress(stream)}
@@ -111,6 +124,19 @@ class TransformsModule(tf.Module):
   def analyze(self, image, quantizer, rate, delta_index):
     out = self.transforms.analyze(image, quantizer,
                                   codec_lib.container_rate(rate), delta_index)
+    return {name: out[name] for name in ("z", "k", "table")}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.int32, name="quantizer"),
+      tf.TensorSpec([], tf.float32, name="rate"),
+      tf.TensorSpec([], tf.int32, name="delta_index"),
+      tf.TensorSpec([], tf.int32, name="refine_steps")])
+  def analyze_refined(self, image, quantizer, rate, delta_index, refine_steps):
+    """analyze, with the latents refined (see tfc_lic.refinement)."""
+    out = self.transforms.analyze(image, quantizer,
+                                  codec_lib.container_rate(rate), delta_index,
+                                  refine_steps)
     return {name: out[name] for name in ("z", "k", "table")}
 
   @tf.function(input_signature=[
@@ -221,12 +247,14 @@ def export_codec(codec, base_dir, name, version, metadata,
   full = _save(module, {
       "compress": module.compress,
       "compress_with_options": module.compress_with_options,
+      "compress_refined": module.compress_refined,
       "decompress": module.decompress,
       "metadata": module.metadata,
   }, metadata, os.path.join(base_dir, name, str(int(version))), overwrite)
   core_module = TransformsModule(codec.transforms, codec.tables, metadata)
   core = _save(core_module, {
       "analyze": core_module.analyze,
+      "analyze_refined": core_module.analyze_refined,
       "hyper_decode": core_module.hyper_decode,
       "pass_parameters": core_module.pass_parameters,
       "synthesize": core_module.synthesize,

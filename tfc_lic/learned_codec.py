@@ -1,6 +1,8 @@
 """Adapter that lets evaluation measure a codec SavedModel like a classic codec.
 
-Name "<model>:<quantizer>" (model: zoo name or path); a setting is a pair
+Name "<model>:<quantizer>" (model: zoo name or path), or
+"<model>:<quantizer>+refine<N>" to encode with the latents refined by N
+gradient steps (tfc_lic.refinement; same decoder); a setting is a pair
 (rate index, step index j) and is written "rate" or "rate@j" on the command
 line. The default sweep is every trained rate at the model's step for that
 quantizer.
@@ -29,9 +31,14 @@ class LearnedCodec:
 
   def __init__(self, name):
     model, _, quantizer = name.rpartition(":")
+    quantizer, _, refine = quantizer.partition("+")
     if quantizer not in latent_codecs.QUANTIZER_IDS:
       raise ValueError(f"{name}: quantizer must be one of "
                        f"{', '.join(latent_codecs.QUANTIZER_IDS)}")
+    steps = refine[len("refine"):]
+    if refine and not (refine.startswith("refine") and steps.isdigit()):
+      raise ValueError(f"{name}: expected <model>:<quantizer>+refine<steps>")
+    self.refine_steps = int(steps) if refine else None
     path = cli.model_path(model)
     if path not in _LOADED:
       _LOADED[path] = export.load(path)
@@ -44,16 +51,24 @@ class LearnedCodec:
                      for r in range(len(info["lmbdas"]))]
     self.params = dict(model=path, quantizer=quantizer,
                        model_id=info["model_id"])
+    if self.refine_steps is not None:
+      self.params["refine_steps"] = self.refine_steps
 
   def encode(self, image, setting):
     rate, delta_index = setting
     if delta_index is None:
       delta_index = self.default_delta_index
-    return self.saved_model.signatures["compress_with_options"](
+    options = dict(
         image=tf.constant(image),
         quantizer=tf.constant(latent_codecs.QUANTIZER_IDS[self.quantizer]),
         rate=tf.constant(rate, tf.float32),
-        delta_index=tf.constant(delta_index, tf.int32))["stream"].numpy()
+        delta_index=tf.constant(delta_index, tf.int32))
+    if self.refine_steps is None:
+      signature = self.saved_model.signatures["compress_with_options"]
+    else:
+      signature = self.saved_model.signatures["compress_refined"]
+      options["refine_steps"] = tf.constant(self.refine_steps, tf.int32)
+    return signature(**options)["stream"].numpy()
 
   def decode(self, data):
     return self.saved_model.signatures["decompress"](

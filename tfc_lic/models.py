@@ -217,25 +217,33 @@ class HyperpriorModel(tf.keras.Model):
         compression=True, cdf=cdf, cdf_offset=cdf_offset,
         quantization_offset=quantization_offset, bottleneck_dtype=tf.float32)
 
-  def rate_gains(self, rate):
-    """Gain and inverse gain for a (possibly fractional) rate index.
+  def interpolate_rates(self, table, rate):
+    """Rows of `table` [num_rates, ...] at a (possibly fractional) rate index.
 
-    Integer rates pick a trained λ; fractional ones interpolate the gains
-    geometrically between their neighbours. `rate` has shape [B] (or scalar);
-    the result broadcasts against [B, H, W, M].
+    Integer rates pick a trained row; fractional ones interpolate the
+    magnitudes geometrically between their neighbours. `rate` has shape [B]
+    (or scalar); the result [B, ...] (or [...]).
     """
+    table = tf.convert_to_tensor(table, tf.float32)
     rate = tf.clip_by_value(
         tf.cast(rate, tf.float32), 0., float(self.num_rates - 1))
     low = tf.cast(tf.floor(rate), tf.int32)
     high = tf.minimum(low + 1, self.num_rates - 1)
-    t = (rate - tf.cast(low, tf.float32))[..., None]
+    t = tf.reshape(rate - tf.cast(low, tf.float32), tf.concat(
+        [tf.shape(rate), tf.ones([table.shape.rank - 1], tf.int32)], 0))
+    log_low = tf.math.log(tf.abs(tf.gather(table, low)))
+    log_high = tf.math.log(tf.abs(tf.gather(table, high)))
+    return tf.exp((1. - t) * log_low + t * log_high)
 
-    def interpolate(table):
-      log_low = tf.math.log(tf.abs(tf.gather(table, low)))
-      log_high = tf.math.log(tf.abs(tf.gather(table, high)))
-      return tf.exp((1. - t) * log_low + t * log_high)[..., None, None, :]
+  def rate_gains(self, rate):
+    """Gain and inverse gain for a rate index [B] (or scalar), broadcasting
+    against [B, H, W, M] (see interpolate_rates)."""
+    return tuple(self.interpolate_rates(table, rate)[..., None, None, :]
+                 for table in (self.gain, self.inverse_gain))
 
-    return interpolate(self.gain), interpolate(self.inverse_gain)
+  def rate_lambda(self, rate):
+    """λ of a rate index (see interpolate_rates): the training's trade-off."""
+    return self.interpolate_rates(self.lmbdas, rate)
 
   def analyze(self, x, rate):
     """Image [B, H, W, 3] in [0, 255] -> gained latents y (float32) and z."""
