@@ -39,8 +39,8 @@ flags.DEFINE_float("delta", None,
 flags.DEFINE_integer("refine_steps", 0,
                      "Refine the latents by this many gradient steps on the "
                      "image's rate-distortion cost before coding: slower "
-                     "encoding (~1 s a step per Mpx on 2 cores), smaller "
-                     "streams at the same quality, same decoder.")
+                     "encoding (~1.4 s a step per megapixel on 2 cores), "
+                     "smaller streams at the same quality, same decoder.")
 flags.DEFINE_bool("metrics", False, "Decode and print PSNR and MS-SSIM.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
 flags.mark_flag_as_required("input")

@@ -7,15 +7,14 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import smooth_image
+from tfc_lic import codec as codec_lib
 from tfc_lic import refinement
 
 
 @pytest.fixture(scope="module")
 def encode(tiny_codec):
-  return tf.function(tiny_codec.encode, input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
-      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32),
-      tf.TensorSpec([], tf.int32)])
+  return tf.function(tiny_codec.encode,
+                     input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
 
 
 @pytest.fixture(scope="module")

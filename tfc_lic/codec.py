@@ -28,6 +28,16 @@ from tfc_lic.latent_codecs import usq
 
 QUANTIZERS = tuple(latent_codecs.QUANTIZER_IDS)
 
+# Inputs of an encode (and of the exported signatures that encode).
+ENCODE_SIGNATURE = [
+    tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+    tf.TensorSpec([], tf.int32, name="quantizer"),
+    tf.TensorSpec([], tf.float32, name="rate"),
+    tf.TensorSpec([], tf.int32, name="delta_index"),
+]
+REFINED_ENCODE_SIGNATURE = ENCODE_SIGNATURE + [
+    tf.TensorSpec([], tf.int32, name="refine_steps")]
+
 
 class CodecError(ValueError):
   """A stream or an image the codec cannot handle (one-line message)."""
@@ -288,23 +298,12 @@ class ImageCodec(tf.Module):
         fields["width"])
     return dict(image=image, y_hat=y_hat, k=k, **fields)
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
-      tf.TensorSpec([], tf.int32, name="quantizer"),
-      tf.TensorSpec([], tf.float32, name="rate"),
-      tf.TensorSpec([], tf.int32, name="delta_index"),
-  ])
+  @tf.function(input_signature=ENCODE_SIGNATURE)
   def compress(self, image, quantizer, rate, delta_index):
     """uint8 image [H, W, 3] -> container bytes."""
     return self.encode(image, quantizer, rate, delta_index)["container"]
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
-      tf.TensorSpec([], tf.int32, name="quantizer"),
-      tf.TensorSpec([], tf.float32, name="rate"),
-      tf.TensorSpec([], tf.int32, name="delta_index"),
-      tf.TensorSpec([], tf.int32, name="refine_steps"),
-  ])
+  @tf.function(input_signature=REFINED_ENCODE_SIGNATURE)
   def compress_refined(self, image, quantizer, rate, delta_index,
                        refine_steps):
     """compress, with the latents refined by `refine_steps` gradient steps

@@ -11,10 +11,10 @@ These use tfc's range-coding ops: import tensorflow_compression before
 tf.saved_model.load. Beside it, <base>/<name>-core/<version>/ holds only core
 TF ops, for stock TF Serving (analyze, analyze_refined, hyper_decode,
 synthesize, describe; tfc_lic.client does the entropy coding). `load` finds
-the newest version of a model directory. `export_model` exports a trained model with its weights
-stored as float16: half the size, same outputs. `model_from_saved_model`
-rebuilds the trained model from a SavedModel, so that a shipped model can be
-exported again with a newer codec graph.
+the newest version of a model directory. `export_model` exports a trained
+model with its weights stored as float16: half the size, same outputs.
+`model_from_saved_model` rebuilds the trained model from a SavedModel, so
+that a shipped model can be exported again with a newer codec graph.
 """
 
 import contextlib
@@ -74,20 +74,11 @@ class CodecModule(tf.Module):
         image, self.default_quantizer, self.default_rate,
         self.default_delta_index)}
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
-      tf.TensorSpec([], tf.int32, name="quantizer"),
-      tf.TensorSpec([], tf.float32, name="rate"),
-      tf.TensorSpec([], tf.int32, name="delta_index")])
+  @tf.function(input_signature=codec_lib.ENCODE_SIGNATURE)
   def compress_with_options(self, image, quantizer, rate, delta_index):
     return {"stream": self.codec.compress(image, quantizer, rate, delta_index)}
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
-      tf.TensorSpec([], tf.int32, name="quantizer"),
-      tf.TensorSpec([], tf.float32, name="rate"),
-      tf.TensorSpec([], tf.int32, name="delta_index"),
-      tf.TensorSpec([], tf.int32, name="refine_steps")])
+  @tf.function(input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
   def compress_refined(self, image, quantizer, rate, delta_index,
                        refine_steps):
     return {"stream": self.codec.compress_refined(
@@ -116,22 +107,13 @@ class TransformsModule(tf.Module):
     self.tables = tables
     self.metadata_json = json.dumps(metadata)
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
-      tf.TensorSpec([], tf.int32, name="quantizer"),
-      tf.TensorSpec([], tf.float32, name="rate"),
-      tf.TensorSpec([], tf.int32, name="delta_index")])
+  @tf.function(input_signature=codec_lib.ENCODE_SIGNATURE)
   def analyze(self, image, quantizer, rate, delta_index):
     out = self.transforms.analyze(image, quantizer,
                                   codec_lib.container_rate(rate), delta_index)
     return {name: out[name] for name in ("z", "k", "table")}
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
-      tf.TensorSpec([], tf.int32, name="quantizer"),
-      tf.TensorSpec([], tf.float32, name="rate"),
-      tf.TensorSpec([], tf.int32, name="delta_index"),
-      tf.TensorSpec([], tf.int32, name="refine_steps")])
+  @tf.function(input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
   def analyze_refined(self, image, quantizer, rate, delta_index, refine_steps):
     """analyze, with the latents refined (see tfc_lic.refinement)."""
     out = self.transforms.analyze(image, quantizer,
