@@ -89,12 +89,6 @@ def test_client_with_core_model_writes_the_full_models_streams(name, kodim23):
         full.signatures["decompress"](stream=tf.constant(stream))["image"])
 
 
-def metadata(name):
-  path = export.resolve(os.path.join(ZOO, name))
-  with open(os.path.join(path, "assets", export.METADATA_FILE)) as f:
-    return json.load(f)
-
-
 @pytest.fixture(scope="module", params=MODELS)
 def shipped(request):
   """Keras model from the committed compact weights, its codec, the codec's
@@ -104,13 +98,14 @@ def shipped(request):
   model = training.model_from_config(dict(config, precision="float32"))
   training.load_weights(model, os.path.join(directory,
                                             training.COMPACT_WEIGHTS))
-  info = metadata(request.param)
+  path = export.resolve(os.path.join(ZOO, request.param))
+  with open(os.path.join(path, "assets", export.METADATA_FILE)) as f:
+    info = json.load(f)
   codec = codec_lib.ImageCodec(model, tcq_lambda=info["tcq_lambda"])
   assert info["model_id"] == int(codec.model_id), (
       "the SavedModel was not exported from the committed weights")
-  return model, codec, tf.function(codec.encode, input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
-      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)]), info
+  return model, codec, tf.function(
+      codec.encode, input_signature=codec_lib.ENCODE_SIGNATURE), info
 
 
 @pytest.mark.parametrize("quantizer", list(codec_lib.QUANTIZERS))
