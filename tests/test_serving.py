@@ -54,6 +54,13 @@ def run_without_tfc(path):
   assert result.stdout.strip() == "ok"
 
 
+def test_protobuf_parses_saved_models_in_c():
+  """Loading a SavedModel is mostly protobuf parsing: with the pure-Python
+  parser (protobuf 3.20 on Python 3.11) v12 loaded in 25 s instead of 5 s."""
+  from google.protobuf.internal import api_implementation  # pylint: disable=g-import-not-at-top
+  assert api_implementation.Type() in ("upb", "cpp"), api_implementation.Type()
+
+
 @pytest.fixture(scope="module")
 def exported(tiny_model, tmp_path_factory):
   base = str(tmp_path_factory.mktemp("zoo"))
