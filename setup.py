@@ -16,8 +16,8 @@ setuptools.setup(
         "tensorflow-datasets~=4.9.0",
         # tensorflow-metadata 1.14 pins protobuf < 4.21, whose only Python 3.11
         # wheel is pure Python (SavedModels loaded 5x slower); 1.15 takes
-        # protobuf 4.25 (C parser); recent releases need protobuf 5, which
-        # TF 2.14 excludes.
+        # protobuf 4.25 (C parser); the newest need protobuf 5, which TF 2.14
+        # excludes.
         "tensorflow-metadata~=1.15.0",
         "protobuf>=4.25,<5",
         "scipy~=1.11.0",
