@@ -9,6 +9,7 @@ import tensorflow as tf
 from tests.conftest import smooth_image
 from tfc_lic import codec as codec_lib
 from tfc_lic import refinement
+from tfc_lic.latent_codecs import tcq
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +57,32 @@ def test_refuses_images_above_its_pixel_limit(encode):
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=f"up to {refinement.MAX_PIXELS} pixels"):
     encode(too_large, 0, 1., 0, 1)
+
+
+def test_distortion_goes_through_the_chosen_quantizer(tiny_codec, image):
+  """TCQ's loss differs from USQ's by exactly λ times the MSE difference of
+  their reconstructions (Viterbi path vs rounding): same rate proxy, and
+  the distortion the stream will have."""
+  transforms = tiny_codec.transforms
+  model, quantize_z = transforms.model, transforms.side_model.quantize
+  usq_codec = transforms.latent_codecs[0]
+  tcq_codec = next(c for c in transforms.latent_codecs
+                   if isinstance(c, tcq.TrellisCodedQuantizer))
+  x = tf.cast(image, tf.float32)[None]
+  rate, delta_index = 1., 0
+  y, z = model.analyze(x, rate)
+  loc, scale_index = model.hyper_decode(quantize_z(z), tf.shape(y)[1:3])
+
+  def loss_and_mse(latent_codec):
+    loss = refinement.relaxed_loss(
+        model, quantize_z, latent_codec, x, y, z, rate, delta_index,
+        model.synthesis_transform, 7)
+    y_hat = latent_codec.quantize(y, loc, scale_index, delta_index)[2]
+    x_hat = model.synthesize(y_hat, rate, tf.shape(x)[1:3])
+    return float(loss), float(tf.reduce_mean(tf.square(x - x_hat)))
+
+  (usq_loss, usq_mse), (tcq_loss, tcq_mse) = map(
+      loss_and_mse, (usq_codec, tcq_codec))
+  assert abs(tcq_mse - usq_mse) > 1.
+  assert tcq_loss - usq_loss == pytest.approx(
+      float(model.rate_lambda(rate)) * (tcq_mse - usq_mse), rel=1e-3)

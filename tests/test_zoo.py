@@ -228,9 +228,10 @@ def test_default_compress_matches_measured_rd(name, kodim23):
 
 
 # Real cost bpp + λ·MSE (coded size, decoded image) of a 256² kodim23 crop at
-# rate 2, plain and with 30 refinement steps: measured once with v12 (v11's
-# weights), -2.5 % for USQ, -2.0 % for TCQ-8.
-REFINEMENT_COST = {"usq": (0.5272, 0.5140), "tcq8": (0.6545, 0.6415)}
+# rate 2, plain and with 30 refinement steps: measured once with v11's
+# weights, -2.5 % for USQ, -4.6 % for TCQ-8 (v13: the distortion through
+# the trellis; v12 rounded for it and got -2.0 %).
+REFINEMENT_COST = {"usq": (0.5272, 0.5140), "tcq8": (0.6545, 0.6241)}
 
 
 @pytest.mark.parametrize("quantizer", sorted(REFINEMENT_COST))

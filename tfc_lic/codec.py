@@ -107,8 +107,9 @@ class Transforms(tf.Module):
     if refine is not None:
       quantizer, delta_index, steps = refine
       y, z = _switch(quantizer, lambda i: refinement.refine(
-          self.model, self.side_model.quantize, x, y, z, rate, delta_index,
-          steps, self.model.synthesis_for(QUANTIZERS[i])))
+          self.model, self.side_model.quantize, self.latent_codecs[i], x, y,
+          z, rate, delta_index, steps,
+          self.model.synthesis_for(QUANTIZERS[i])))
     z_hat = self.side_model.quantize(z)
     loc, scale_index = self.model.hyper_decode(
         z_hat, tf.shape(y)[1:3], exact=True)

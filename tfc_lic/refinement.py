@@ -5,10 +5,11 @@ inference); latents that the fixed decoder turns into a better trade-off
 exist, more so for a model trained briefly (the amortization gap: Campos et
 al. 2019, Yang et al. 2020). `refine` runs Adam on y and z: the rates from
 the latents with uniform noise (training's proxy, on the quantizer's step),
-the distortion from the latents rounded around the predicted mean
-(straight-through) through the synthesis that will decode them. Only the
-encoder changes: every decoder of the model reads the streams. Graph code
-(core ops), so that it exports; noise is stateless, so encodes repeat.
+the distortion from the latents as the chosen quantizer reconstructs them
+(USQ's rounding, TCQ's Viterbi path; straight-through) through the synthesis
+that will decode them. Only the encoder changes: every decoder of the model
+reads the streams. Graph code (core ops), so that it exports; noise is
+stateless, so encodes repeat.
 """
 
 import math
@@ -42,11 +43,12 @@ def _normal_cdf(t):
   return .5 * tf.math.erfc(-t / math.sqrt(2.))
 
 
-def relaxed_loss(model, quantize_z, x, y, z, rate, delta_index, synthesis,
-                 seed):
+def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
+                 synthesis, seed):
   """Differentiable bits per pixel + λ·MSE of latents (y, z) for image x.
 
-  `quantize_z` rounds z as the codec does; `seed` picks the noise.
+  `quantize_z` rounds z as the codec does; `latent_codec` quantizes y for
+  the distortion as the stream will; `seed` picks the noise.
   """
   delta = usq.step_size(delta_index)
   z_hat = z + tf.stop_gradient(quantize_z(z) - z)
@@ -62,14 +64,17 @@ def relaxed_loss(model, quantize_z, x, y, z, rate, delta_index, synthesis,
       tf.shape(u), tf.stack([seed, 0]), -.5, .5))
   mass = _normal_cdf((.5 - a) / scale) - _normal_cdf((-.5 - a) / scale)
   y_bits = -tf.reduce_sum(tf.math.log(tf.maximum(mass, 1e-9))) / math.log(2.)
-  y_hat = loc + delta * (u + tf.stop_gradient(tf.round(u) - u))
+  _, _, quantized = latent_codec.quantize(
+      *(tf.stop_gradient(t) for t in (y, loc, scale_index)), delta_index)
+  y_hat = y + tf.stop_gradient(quantized - y)
   x_hat = model.synthesize(y_hat, rate, tf.shape(x)[1:3], synthesis)
   num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), tf.float32)
   mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat))
   return (y_bits + z_bits) / num_pixels + model.rate_lambda(rate) * mse
 
 
-def refine(model, quantize_z, x, y, z, rate, delta_index, steps, synthesis):
+def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
+           synthesis):
   """y, z after `steps` Adam steps on relaxed_loss (x: [1, H, W, 3])."""
   steps = tf.convert_to_tensor(steps, tf.int32)
   total = tf.cast(tf.maximum(steps, 1), tf.float32)
@@ -77,8 +82,8 @@ def refine(model, quantize_z, x, y, z, rate, delta_index, steps, synthesis):
   def body(t, variables, m, v):
     with tf.GradientTape() as tape:
       tape.watch(variables)
-      loss = relaxed_loss(model, quantize_z, x, *variables, rate, delta_index,
-                          synthesis, t)
+      loss = relaxed_loss(model, quantize_z, latent_codec, x, *variables, rate,
+                          delta_index, synthesis, t)
     gradients = tape.gradient(loss, variables)
     step = tf.cast(t, tf.float32)
     learning_rate = LEARNING_RATE * (1. - .9 * step / total)
