@@ -14,8 +14,14 @@ from tfc_lic.latent_codecs import tcq
 
 @pytest.fixture(scope="module")
 def encode(tiny_codec):
-  return tf.function(tiny_codec.encode,
-                     input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
+  """The refining encoder, traced with steps large enough to move the
+  untrained tiny model's latents (the shipped model's are 100× smaller)."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(refinement, "LEARNING_RATE", .5)
+    function = tf.function(tiny_codec.encode,
+                           input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
+    function.get_concrete_function()
+  return function
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,7 @@ def test_distortion_goes_through_the_chosen_quantizer(tiny_codec, image):
   loc, scale_index = model.hyper_decode(quantize_z(z), tf.shape(y)[1:3])
 
   def loss_and_mse(latent_codec):
-    loss = refinement.relaxed_loss(
+    loss, _ = refinement.relaxed_loss(
         model, quantize_z, latent_codec, x, y, z, rate, delta_index,
         model.synthesis_transform, 7)
     y_hat = latent_codec.quantize(y, loc, scale_index, delta_index)[2]
@@ -86,3 +92,19 @@ def test_distortion_goes_through_the_chosen_quantizer(tiny_codec, image):
   assert abs(tcq_mse - usq_mse) > 1.
   assert tcq_loss - usq_loss == pytest.approx(
       float(model.rate_lambda(rate)) * (tcq_mse - usq_mse), rel=1e-3)
+
+
+def test_keeps_the_analysis_latents_when_every_step_is_worse(
+    tiny_codec, image, monkeypatch):
+  """A step size that wrecks the latents: the coded cost of every iterate is
+  above the analysis's, so refine returns the analysis's y and z."""
+  monkeypatch.setattr(refinement, "LEARNING_RATE", 100.)
+  transforms = tiny_codec.transforms
+  model = transforms.model
+  x = tf.cast(image, tf.float32)[None]
+  y, z = model.analyze(x, 1.)
+  refined_y, refined_z = refinement.refine(
+      model, transforms.side_model.quantize, transforms.latent_codecs[0], x,
+      y, z, 1., 0, 3, model.synthesis_transform)
+  np.testing.assert_array_equal(refined_y.numpy(), y.numpy())
+  np.testing.assert_array_equal(refined_z.numpy(), z.numpy())

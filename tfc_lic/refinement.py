@@ -7,8 +7,11 @@ al. 2019, Yang et al. 2020). `refine` runs Adam on y and z: the rates from
 the latents with uniform noise (training's proxy, on the quantizer's step),
 the distortion from the latents as the chosen quantizer reconstructs them
 (USQ's rounding, TCQ's Viterbi path; straight-through) through the synthesis
-that will decode them. Only the encoder changes: every decoder of the model
-reads the streams. Graph code (core ops), so that it exports; noise is
+that will decode them. The relaxed rate is not the coded one, so the loop
+also prices every iterate as coded (the latent codec's table bits, z's mass
+once rounded) and returns the cheapest, the analysis's own latents included:
+refinement never codes an image at a higher cost than the plain encoder.
+Only the encoder changes: every decoder of the model reads the streams. Graph code (core ops), so that it exports; noise is
 stateless, so encodes repeat.
 """
 
@@ -45,16 +48,19 @@ def _normal_cdf(t):
 
 def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
                  synthesis, seed):
-  """Differentiable bits per pixel + λ·MSE of latents (y, z) for image x.
+  """(relaxed, coded) bits per pixel + λ·MSE of latents (y, z) for image x.
 
-  `quantize_z` rounds z as the codec does; `latent_codec` quantizes y for
-  the distortion as the stream will; `seed` picks the noise.
+  `relaxed` is differentiable; `coded` is the same cost with the rates the
+  stream will have. `quantize_z` rounds z as the codec does; `latent_codec`
+  quantizes y for the distortion as the stream will; `seed` picks the noise.
   """
   delta = usq.step_size(delta_index)
   z_hat = z + tf.stop_gradient(quantize_z(z) - z)
   z_noisy = z + tf.random.stateless_uniform(
       tf.shape(z), tf.stack([seed, 1]), -.5, .5)
   z_bits = -tf.reduce_sum(model.hyperprior.log_prob(z_noisy)) / math.log(2.)
+  z_coded_bits = -tf.reduce_sum(
+      model.hyperprior.log_prob(tf.stop_gradient(z_hat))) / math.log(2.)
   loc, scale_index = model.hyper_decode(z_hat, tf.shape(y)[1:3])
   scale = models.scale_fn(model.scale_min)(
       tf.clip_by_value(scale_index, 0., model.num_scales - 1.)) / delta
@@ -64,26 +70,37 @@ def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
       tf.shape(u), tf.stack([seed, 0]), -.5, .5))
   mass = _normal_cdf((.5 - a) / scale) - _normal_cdf((-.5 - a) / scale)
   y_bits = -tf.reduce_sum(tf.math.log(tf.maximum(mass, 1e-9))) / math.log(2.)
-  _, _, quantized = latent_codec.quantize(
+  k, table, quantized = latent_codec.quantize(
       *(tf.stop_gradient(t) for t in (y, loc, scale_index)), delta_index)
+  y_coded_bits = tf.reduce_sum(latent_codec.tables.bits(table, k))
   y_hat = y + tf.stop_gradient(quantized - y)
   x_hat = model.synthesize(y_hat, rate, tf.shape(x)[1:3], synthesis)
   num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), tf.float32)
-  mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat))
-  return (y_bits + z_bits) / num_pixels + model.rate_lambda(rate) * mse
+  distortion = model.rate_lambda(rate) * tf.reduce_mean(
+      tf.math.squared_difference(x, x_hat))
+  return ((y_bits + z_bits) / num_pixels + distortion,
+          (y_coded_bits + z_coded_bits) / num_pixels +
+          tf.stop_gradient(distortion))
 
 
 def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
            synthesis):
-  """y, z after `steps` Adam steps on relaxed_loss (x: [1, H, W, 3])."""
+  """The (y, z) of least coded cost among the iterates of `steps` Adam steps
+  on relaxed_loss, from the analysis's (x: [1, H, W, 3])."""
   steps = tf.convert_to_tensor(steps, tf.int32)
   total = tf.cast(tf.maximum(steps, 1), tf.float32)
 
-  def body(t, variables, m, v):
+  def keep_cheaper(variables, cost, best, best_cost):
+    cheaper = cost < best_cost
+    return ([tf.where(cheaper, a, b) for a, b in zip(variables, best)],
+            tf.minimum(cost, best_cost))
+
+  def body(t, variables, m, v, best, best_cost):
     with tf.GradientTape() as tape:
       tape.watch(variables)
-      loss = relaxed_loss(model, quantize_z, latent_codec, x, *variables, rate,
-                          delta_index, synthesis, t)
+      loss, cost = relaxed_loss(model, quantize_z, latent_codec, x,
+                                *variables, rate, delta_index, synthesis, t)
+    best, best_cost = keep_cheaper(variables, cost, best, best_cost)
     gradients = tape.gradient(loss, variables)
     step = tf.cast(t, tf.float32)
     learning_rate = LEARNING_RATE * (1. - .9 * step / total)
@@ -94,9 +111,12 @@ def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
          for a, g in zip(v, gradients)]
     variables = [w - learning_rate * correction * a / (tf.sqrt(b) + EPSILON)
                  for w, a, b in zip(variables, m, v)]
-    return t + 1, variables, m, v
+    return t + 1, variables, m, v, best, best_cost
 
   zeros = [tf.zeros_like(y), tf.zeros_like(z)]
-  _, (y, z), _, _ = tf.while_loop(
-      lambda t, *_: t < steps, body, (0, [y, z], zeros, zeros))
-  return y, z
+  _, last, _, _, best, best_cost = tf.while_loop(
+      lambda t, *_: t < steps, body,
+      (0, [y, z], zeros, zeros, [y, z], tf.constant(math.inf)))
+  _, cost = relaxed_loss(model, quantize_z, latent_codec, x, *last, rate,
+                         delta_index, synthesis, steps)
+  return keep_cheaper(last, cost, best, best_cost)[0]
