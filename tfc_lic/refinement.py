@@ -11,8 +11,9 @@ that will decode them. The relaxed rate is not the coded one, so the loop
 also prices every iterate as coded (the latent codec's table bits, z's mass
 once rounded) and returns the cheapest, the analysis's own latents included:
 refinement never codes an image at a higher cost than the plain encoder.
-Only the encoder changes: every decoder of the model reads the streams. Graph code (core ops), so that it exports; noise is
-stateless, so encodes repeat.
+Only the encoder changes: every decoder of the model reads the streams.
+Graph code (core ops), so that it exports; noise is stateless, so encodes
+repeat.
 """
 
 import math
