@@ -39,6 +39,9 @@ flags.DEFINE_list("delta_indexes", ["usq=0", "tcq4=0", "tcq8=0"],
                   "Default step index j per quantizer (Δ = 2**(j/8)), "
                   "'name=j'; from bin/tune_tcq.py for TCQ.")
 flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
+flags.DEFINE_list("refine_lambda_scales", [],
+                  "Factor c on λ with which a quantizer refines latents "
+                  "(compress_refined), 'name=c'; 1 for those not named.")
 flags.DEFINE_string("compact_dir", None,
                     "Also write the float16 weights, config and training "
                     "history here (what the repo keeps so that training can "
@@ -55,6 +58,10 @@ def main(argv):
       name, _, j = item.partition("=")
       codec_lib.quantizer_id(name)
       delta_indexes[name] = int(j)
+    refine_lambda_scales = {}
+    for item in FLAGS.refine_lambda_scales:
+      name, _, scale = item.partition("=")
+      refine_lambda_scales[name] = float(scale)
     if FLAGS.saved_model:
       if FLAGS.compact_dir:
         raise ValueError("--compact_dir needs --run (a run's history)")
@@ -81,6 +88,7 @@ def main(argv):
         model, config, FLAGS.output_dir, FLAGS.name, FLAGS.version,
         metadata=dict(name=FLAGS.name, weights=weights),
         tcq_lambda=FLAGS.tcq_lambda,
+        refine_lambda_scales=refine_lambda_scales,
         default_quantizer=FLAGS.default_quantizer,
         delta_indexes=delta_indexes,
         overwrite=FLAGS.overwrite)

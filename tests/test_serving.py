@@ -68,7 +68,8 @@ def exported(tiny_model, tmp_path_factory):
   # own weights are float32): the export computes in float32.
   trained = dict(TINY_CONFIG, precision="bfloat16", frozen_precision="float32")
   return export.export_model(tiny_model, trained, base, "tiny", 1,
-                             metadata={}, delta_indexes={"tcq8": -2})
+                             metadata={}, delta_indexes={"tcq8": -2},
+                             refine_lambda_scales={"tcq8": .5})
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +150,12 @@ def test_version_folders_follow_the_umask(exported):
   for path in exported:
     assert os.stat(path).st_mode & 0o777 == 0o777 & ~umask, oct(
         os.stat(path).st_mode)
+
+
+def test_metadata_lists_every_quantizers_settings(exported):
+  info = export.load(exported[0]).info
+  assert info["delta_indexes"] == {"usq": 0, "tcq4": 0, "tcq8": -2}
+  assert info["refine_lambda_scales"] == {"usq": 1., "tcq4": 1., "tcq8": .5}
 
 
 def test_saved_model_gives_back_the_exported_model(exported, tiny_model):

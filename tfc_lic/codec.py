@@ -86,7 +86,8 @@ def _switch(quantizer, fn):
 class Transforms(tf.Module):
   """The model half of the codec; core TensorFlow ops only."""
 
-  def __init__(self, model, side_model, codecs, name="transforms"):
+  def __init__(self, model, side_model, codecs, refine_lambda_scales,
+               name="transforms"):
     super().__init__(name=name)
     # The Keras model and tfc's entropy model are kept out of the object
     # graph (Keras traces every layer on save, which tfc.GDN does not
@@ -96,6 +97,7 @@ class Transforms(tf.Module):
     self.model_variables = list(model.variables)
     self.side_variables = list(side_model.variables)
     self.latent_codecs = codecs
+    self.refine_lambda_scales = refine_lambda_scales
 
   def latents(self, x, rate, refine=None):
     """Images [B, H, W, 3] -> y, z, z_hat and the hyperprior's loc, scale.
@@ -109,7 +111,8 @@ class Transforms(tf.Module):
       y, z = _switch(quantizer, lambda i: refinement.refine(
           self.model, self.side_model.quantize, self.latent_codecs[i], x, y,
           z, rate, delta_index, steps,
-          self.model.synthesis_for(QUANTIZERS[i])))
+          self.model.synthesis_for(QUANTIZERS[i]),
+          self.refine_lambda_scales[i]))
     z_hat = self.side_model.quantize(z)
     loc, scale_index = self.model.hyper_decode(
         z_hat, tf.shape(y)[1:3], exact=True)
@@ -250,14 +253,25 @@ class EntropyCoder(tf.Module):
 class ImageCodec(tf.Module):
   """Compresses RGB images with a trained hyperprior model."""
 
-  def __init__(self, model, tcq_lambda=None, name="image_codec"):
+  def __init__(self, model, tcq_lambda=None, refine_lambda_scales=None,
+               name="image_codec"):
+    """`refine_lambda_scales` maps quantizers to the factor c on λ with which
+    they refine latents (refinement.refine; 1 for those not named)."""
     super().__init__(name=name)
     side_model = model.side_entropy_model(compression=True)
     self.tables = entropy_tables.EntropyTables.build(
         model.num_scales, model.scale_min)
     self.latent_codecs = [latent_codecs.create(q, self.tables, tcq_lambda)
                           for q in QUANTIZERS]
-    self.transforms = Transforms(model, side_model, self.latent_codecs)
+    scales = dict(refine_lambda_scales or {})
+    for quantizer, scale in scales.items():
+      quantizer_id(quantizer)
+      if not scale > 0:
+        raise ValueError(f"refinement's λ scale for {quantizer} must be "
+                         f"positive, not {scale}")
+    self.refine_lambda_scales = [float(scales.get(q, 1.)) for q in QUANTIZERS]
+    self.transforms = Transforms(model, side_model, self.latent_codecs,
+                                 self.refine_lambda_scales)
     self.coder = EntropyCoder(side_model, self.latent_codecs,
                               encoder_fingerprint(model), model.coding_scheme)
     self.model_id = self.coder.model_id

@@ -48,12 +48,13 @@ def _normal_cdf(t):
 
 
 def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
-                 synthesis, seed):
-  """(relaxed, coded) bits per pixel + λ·MSE of latents (y, z) for image x.
+                 synthesis, seed, lambda_scale=1.):
+  """(relaxed, coded) bits per pixel + c·λ·MSE of latents (y, z) for image x.
 
   `relaxed` is differentiable; `coded` is the same cost with the rates the
   stream will have. `quantize_z` rounds z as the codec does; `latent_codec`
-  quantizes y for the distortion as the stream will; `seed` picks the noise.
+  quantizes y for the distortion as the stream will; `seed` picks the noise;
+  c = `lambda_scale` scales the rate's λ (see refine).
   """
   delta = usq.step_size(delta_index)
   z_hat = z + tf.stop_gradient(quantize_z(z) - z)
@@ -77,7 +78,7 @@ def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
   y_hat = y + tf.stop_gradient(quantized - y)
   x_hat = model.synthesize(y_hat, rate, tf.shape(x)[1:3], synthesis)
   num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), tf.float32)
-  distortion = model.rate_lambda(rate) * tf.reduce_mean(
+  distortion = lambda_scale * model.rate_lambda(rate) * tf.reduce_mean(
       tf.math.squared_difference(x, x_hat))
   return ((y_bits + z_bits) / num_pixels + distortion,
           (y_coded_bits + z_coded_bits) / num_pixels +
@@ -85,9 +86,15 @@ def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
 
 
 def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
-           synthesis):
+           synthesis, lambda_scale=1.):
   """The (y, z) of least coded cost among the iterates of `steps` Adam steps
-  on relaxed_loss, from the analysis's (x: [1, H, W, 3])."""
+  on relaxed_loss, from the analysis's (x: [1, H, W, 3]).
+
+  `lambda_scale` c: the cost weighs MSE by c·λ instead of the rate's λ. A
+  quantizer whose step moves it down the curve (Δ > 1) operates where the
+  curve is flatter than λ; with λ itself refinement buys PSNR with more bits
+  than that point pays for them (see the README's Latent refinement).
+  """
   steps = tf.convert_to_tensor(steps, tf.int32)
   total = tf.cast(tf.maximum(steps, 1), tf.float32)
 
@@ -100,7 +107,8 @@ def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
     with tf.GradientTape() as tape:
       tape.watch(variables)
       loss, cost = relaxed_loss(model, quantize_z, latent_codec, x,
-                                *variables, rate, delta_index, synthesis, t)
+                                *variables, rate, delta_index, synthesis, t,
+                                lambda_scale)
     best, best_cost = keep_cheaper(variables, cost, best, best_cost)
     gradients = tape.gradient(loss, variables)
     step = tf.cast(t, tf.float32)
@@ -119,5 +127,5 @@ def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
       lambda t, *_: t < steps, body,
       (0, [y, z], zeros, zeros, [y, z], tf.constant(math.inf)))
   _, cost = relaxed_loss(model, quantize_z, latent_codec, x, *last, rate,
-                         delta_index, synthesis, steps)
+                         delta_index, synthesis, steps, lambda_scale)
   return keep_cheaper(last, cost, best, best_cost)[0]
