@@ -35,7 +35,10 @@ benchmark: install
 # stage-1 float16 weights + history to checkpoints/ (what training continues
 # from) and the stage-2 SavedModels (full + core) to saved_models/.
 RUNS ?= $(HOME)/runs
-TCQ_FLAGS ?= --tcq_lambda=0.08 --delta_indexes=usq=4,tcq4=4,tcq8=4
+# The export's quantizer settings, tuned on held-out BSDS500 val (README:
+# Model zoo).
+QUANTIZER_FLAGS ?= --tcq_lambda=0.08 --delta_indexes=usq=4,tcq4=4,tcq8=4 \
+    --refine_lambda_scales=usq=0.5,tcq4=0.5,tcq8=0.5
 .PHONY: zoo-mbt2018-mean-vr train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
     milestone-mbt2018-mean-vr export-mbt2018-mean-vr
 zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
@@ -63,4 +66,4 @@ export-mbt2018-mean-vr: install milestone-mbt2018-mean-vr
 	    checkpoints/mbt2018-mean-vr/stage2-history.jsonl
 	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr-stage2 \
 	    --name=mbt2018-mean-vr --version=$(VERSION) --default_quantizer=usq \
-	    $(TCQ_FLAGS)
+	    $(QUANTIZER_FLAGS)

@@ -50,18 +50,26 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
 flags.mark_flags_as_mutual_exclusive(["run", "saved_model"], required=True)
 
 
+def _per_quantizer(flag, parse):
+  """{quantizer: value} from a list flag of 'name=value' items."""
+  values = {}
+  for item in FLAGS[flag].value:
+    name, _, value = item.partition("=")
+    codec_lib.quantizer_id(name)
+    try:
+      values[name] = parse(value)
+    except ValueError:
+      raise ValueError(
+          f"--{flag}: expected quantizer=value, got {item!r}") from None
+  return values
+
+
 def main(argv):
   del argv
   with cli.one_line_errors():
-    delta_indexes = {q: 0 for q in codec_lib.QUANTIZERS}
-    for item in FLAGS.delta_indexes:
-      name, _, j = item.partition("=")
-      codec_lib.quantizer_id(name)
-      delta_indexes[name] = int(j)
-    refine_lambda_scales = {}
-    for item in FLAGS.refine_lambda_scales:
-      name, _, scale = item.partition("=")
-      refine_lambda_scales[name] = float(scale)
+    delta_indexes = dict({q: 0 for q in codec_lib.QUANTIZERS},
+                         **_per_quantizer("delta_indexes", int))
+    refine_lambda_scales = _per_quantizer("refine_lambda_scales", float)
     if FLAGS.saved_model:
       if FLAGS.compact_dir:
         raise ValueError("--compact_dir needs --run (a run's history)")

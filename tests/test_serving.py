@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import TINY_CONFIG, smooth_image
+from tests.conftest import REPO, TINY_CONFIG, smooth_image
 from tfc_lic import client as client_lib
 from tfc_lic import codec as codec_lib
 from tfc_lic import export
@@ -156,6 +156,27 @@ def test_metadata_lists_every_quantizers_settings(exported):
   info = export.load(exported[0]).info
   assert info["delta_indexes"] == {"usq": 0, "tcq4": 0, "tcq8": -2}
   assert info["refine_lambda_scales"] == {"usq": 1., "tcq4": 1., "tcq8": .5}
+
+
+@pytest.mark.parametrize("flag, error", [
+    ("--refine_lambda_scales=tcq8",
+     "--refine_lambda_scales: expected quantizer=value, got 'tcq8'"),
+    ("--delta_indexes=usq=x", "--delta_indexes: expected quantizer=value, "
+     "got 'usq=x'"),
+    ("--refine_lambda_scales=jpeg=1",
+     "unknown quantizer 'jpeg'; choose from usq, tcq4, tcq8"),
+    ("--refine_lambda_scales=tcq8=0",
+     "refinement's λ scale for tcq8 must be positive, not 0.0")])
+def test_export_binary_refuses_bad_quantizer_settings(exported, tmp_path, flag,
+                                                      error):
+  result = subprocess.run(
+      [sys.executable, "bin/export.py", f"--saved_model={exported[0]}",
+       "--name=again", f"--output_dir={tmp_path}", flag],
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+      text=True, timeout=600)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == f"error: {error}"
+  assert not os.listdir(tmp_path)
 
 
 def test_saved_model_gives_back_the_exported_model(exported, tiny_model):

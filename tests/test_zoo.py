@@ -102,7 +102,9 @@ def shipped(request):
   path = export.resolve(os.path.join(ZOO, request.param))
   with open(os.path.join(path, "assets", export.METADATA_FILE)) as f:
     info = json.load(f)
-  codec = codec_lib.ImageCodec(model, tcq_lambda=info["tcq_lambda"])
+  codec = codec_lib.ImageCodec(
+      model, tcq_lambda=info["tcq_lambda"],
+      refine_lambda_scales=info["refine_lambda_scales"])
   assert info["model_id"] == int(codec.model_id), (
       "the SavedModel was not exported from the committed weights")
   return model, codec, tf.function(
@@ -236,7 +238,8 @@ REFINEMENT_COST = {"usq": (0.5272, 0.5140), "tcq8": (0.6545, 0.6241)}
 
 
 def _refinement_cost(shipped, crop, quantizer, steps):
-  """Real cost bpp + λ·MSE (coded size, decoded image) at rate 2."""
+  """Real cost bpp + c·λ·MSE (coded size, decoded image) at rate 2, with
+  the export's λ scale c for the quantizer (what refinement minimizes)."""
   model, codec, _, info = shipped
   stream = codec.compress_refined(
       crop, codec_lib.quantizer_id(quantizer), 2.,
@@ -244,7 +247,7 @@ def _refinement_cost(shipped, crop, quantizer, steps):
   decoded = codec.decompress(tf.constant(stream)).numpy()
   mse = np.mean(np.square(decoded.astype(np.float64) - crop))
   return len(stream) * 8 / crop.shape[0] / crop.shape[1] + (
-      model.lmbdas[2] * mse)
+      info["refine_lambda_scales"][quantizer] * model.lmbdas[2] * mse)
 
 
 @pytest.mark.parametrize("quantizer", sorted(REFINEMENT_COST))
@@ -259,7 +262,8 @@ def test_refinement_selects_by_the_real_cost(shipped, kodim23, quantizer):
       model, transforms.side_model.quantize,
       transforms.latent_codecs[codec_lib.quantizer_id(quantizer)], x, y, z,
       2., info["delta_indexes"][quantizer],
-      model.synthesis_for(quantizer), 0)
+      model.synthesis_for(quantizer), 0,
+      info["refine_lambda_scales"][quantizer])
   assert float(coded) == pytest.approx(
       _refinement_cost(shipped, crop, quantizer, 0), rel=0.01)
 
