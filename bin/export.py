@@ -67,8 +67,7 @@ def _per_quantizer(flag, parse):
 def main(argv):
   del argv
   with cli.one_line_errors():
-    delta_indexes = dict({q: 0 for q in codec_lib.QUANTIZERS},
-                         **_per_quantizer("delta_indexes", int))
+    delta_indexes = _per_quantizer("delta_indexes", int)
     refine_lambda_scales = _per_quantizer("refine_lambda_scales", float)
     if FLAGS.saved_model:
       if FLAGS.compact_dir:
