@@ -50,6 +50,13 @@ flags.DEFINE_integer("max_images", None,
                      "Evaluate only the first N images (quick runs).",
                      lower_bound=1)
 flags.DEFINE_string("title", None, "Plot title (default: from --images).")
+flags.DEFINE_list("plot", ["*"],
+                  "Curves (codecs and references) to draw in rd.png, as "
+                  "shell-style patterns, e.g. 'webp,avif,*-v15*'; rd.json and "
+                  "the tables keep every curve.")
+flags.DEFINE_float("plot_max_bpp", None,
+                   "Right end of rd.png's bpp axis (default: every point), "
+                   "to zoom in on where the curves differ.", lower_bound=0.01)
 flags.DEFINE_boolean("overwrite", False, "Replace existing outputs.")
 flags.mark_flags_as_required(["output_dir"])
 
@@ -137,6 +144,7 @@ def run():
     if anchor not in results and anchor not in reference_curves:
       raise ValueError(f"--anchor={anchor} is neither an evaluated codec nor "
                        f"a reference curve")
+  plotted = evaluation.select_curves([*results, *reference_curves], FLAGS.plot)
   if codecs:
     loaded = evaluation.load_images(folder)
     if FLAGS.results:
@@ -170,7 +178,10 @@ def run():
       library_versions=classic.library_versions()))
   title = FLAGS.title or (f"{os.path.basename(os.path.normpath(folder))}"
                           f" ({len(images)} images)")
-  evaluation.rd_plot(curves, plot_path, title, reference_curves)
+  evaluation.rd_plot(
+      {n: c for n, c in curves.items() if n in plotted}, plot_path, title,
+      {n: c for n, c in reference_curves.items() if n in plotted},
+      FLAGS.plot_max_bpp)
   print(f"\nwrote {json_path} and {plot_path}")
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from PIL import Image
+import pytest
 import tensorflow_compression  # pylint: disable=unused-import
 
 from tests.conftest import REPO, smooth_image
@@ -57,4 +58,23 @@ def test_add_codecs_without_results_is_a_one_line_error(tmp_path):
   assert result.returncode != 0
   assert result.stderr.strip().splitlines()[-1] == (
       "error: --add_codecs extends a saved run: pass --results")
+  assert not (tmp_path / "out").exists()
+
+
+def test_select_curves_keeps_order_and_rejects_a_pattern_matching_nothing():
+  names = ["jpeg", "webp", "m-v14:tcq8", "m-v15:usq", "m-v15:tcq8"]
+  assert evaluation.select_curves(names, ["*-v15*", "jpeg"]) == [
+      "jpeg", "m-v15:usq", "m-v15:tcq8"]
+  assert evaluation.select_curves(names, ["*"]) == names
+  with pytest.raises(ValueError, match="--plot=webpp matches none"):
+    evaluation.select_curves(names, ["webp", "webpp"])
+
+
+def test_plot_pattern_matching_nothing_fails_before_encoding(tmp_path):
+  result = _evaluate(f"--images={tmp_path}", "--codecs=jpeg", "--anchor=jpeg",
+                     "--plot=jpg",
+                     f"--output_dir={tmp_path / 'out'}")
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: --plot=jpg matches none of the curves (jpeg)")
   assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ measured by the same code, from the real length of their bit streams.
 """
 
 import datetime
+import fnmatch
 import importlib.metadata
 import json
 import os
@@ -24,6 +25,7 @@ from tfc_lic import bd_rate
 from tfc_lic import metrics
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_MARKERS = ("o", "s", "^", "D")  # One per ten curves of a plot.
 
 # Packages (module: distribution name) whose version goes into the results
 # when this process uses them; read from the installed distribution, since
@@ -138,29 +140,56 @@ def load_reference(path):
   return reference, curves
 
 
-def rd_plot(curves, path, title, reference_curves=None):
+def select_curves(names, patterns):
+  """The names matching any of the shell-style patterns, in `names`' order.
+
+  Raises:
+    ValueError: A pattern matches none of `names` (a typo would otherwise
+      silently drop a curve from the plot).
+  """
+  for pattern in patterns:
+    if not fnmatch.filter(names, pattern):
+      raise ValueError(f"--plot={pattern} matches none of the curves "
+                       f"({', '.join(names)})")
+  return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def rd_plot(curves, path, title, reference_curves=None, max_bpp=None):
   """Plots PSNR against bpp to an image file; reference curves are dashed.
+
+  The legend sits beside the axes, off the curves; past ten curves the
+  colours repeat with another marker, so that no two curves look alike.
 
   Args:
     curves: A dict from name to (bpp, psnr) points, drawn solid.
     path: Output file (PNG, or any format matplotlib infers from the name).
     title: Plot title.
     reference_curves: Like `curves`, drawn dashed.
+    max_bpp: Right end of the bpp axis (None: all points); the PSNR axis
+      then spans the points left of it.
   """
-  fig = figure.Figure(figsize=(8, 6))
+  lines = [(style, name, points)
+           for style, group in (("-", curves), ("--", reference_curves or {}))
+           for name, points in group.items()]
+  fig = figure.Figure(figsize=(10, 6))
   backend_agg.FigureCanvasAgg(fig)
   axes = fig.add_subplot()
-  for style, group in (("-", curves), ("--", reference_curves or {})):
-    for name, points in group.items():
-      points = sorted(p for p in points if np.all(np.isfinite(p)))
-      if points:
-        axes.plot(*zip(*points), linestyle=style, marker="o", markersize=3,
-                  label=name)
+  shown = []
+  for i, (style, name, points) in enumerate(lines):
+    points = sorted(p for p in points if np.all(np.isfinite(p)))
+    if points:
+      axes.plot(*zip(*points), linestyle=style, marker=_MARKERS[i // 10 % 4],
+                markersize=4, color=f"C{i % 10}", label=name)
+      shown += [p for p in points if max_bpp is None or p[0] <= max_bpp]
+  if max_bpp is not None and shown:
+    psnr = [p[1] for p in shown]
+    axes.set_xlim(0, max_bpp)
+    axes.set_ylim(min(psnr) - 0.5, max(psnr) + 0.5)
   axes.set_xlabel("bits per pixel")
   axes.set_ylabel("PSNR-RGB (dB)")
   axes.set_title(title)
   axes.grid(alpha=0.3)
-  axes.legend(fontsize="small", loc="lower right")
+  axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
   fig.savefig(path, dpi=150, bbox_inches="tight")
 
 
