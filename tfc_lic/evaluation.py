@@ -178,8 +178,9 @@ def rd_plot(curves, path, title, reference_curves=None, max_bpp=None):
   for i, (style, name, points) in enumerate(lines):
     points = sorted(p for p in points if np.all(np.isfinite(p)))
     if points:
-      axes.plot(*zip(*points), linestyle=style, marker=_MARKERS[i // 10 % 4],
-                markersize=4, color=f"C{i % 10}", label=name)
+      axes.plot(*zip(*points), linestyle=style, markersize=4,
+                marker=_MARKERS[i // 10 % len(_MARKERS)], color=f"C{i % 10}",
+                label=name)
       shown += [p for p in points if max_bpp is None or p[0] <= max_bpp]
   if max_bpp is not None and shown:
     psnr = [p[1] for p in shown]
