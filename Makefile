@@ -38,7 +38,8 @@ RUNS ?= $(HOME)/runs
 # The export's quantizer settings, tuned on held-out BSDS500 val (README:
 # Model zoo).
 QUANTIZER_FLAGS ?= --tcq_lambda=0.08 --delta_indexes=usq=4,tcq4=4,tcq8=4 \
-    --refine_lambda_scales=usq=0.5,tcq4=0.5,tcq8=0.5
+    --refine_lambda_scales=usq=0.5,tcq4=0.5,tcq8=0.5 \
+    --refine_learning_rates=usq=0.005,tcq4=0.01,tcq8=0.01
 .PHONY: zoo-mbt2018-mean-vr train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
     milestone-mbt2018-mean-vr export-mbt2018-mean-vr
 zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \

@@ -42,6 +42,10 @@ flags.DEFINE_float("tcq_lambda", None, "TCQ rate weight λ (units of Δ²).")
 flags.DEFINE_list("refine_lambda_scales", [],
                   "Factor c on λ with which a quantizer refines latents "
                   "(compress_refined), 'name=c'; 1 for those not named.")
+flags.DEFINE_list("refine_learning_rates", [],
+                  "Adam's first step with which a quantizer refines latents, "
+                  "'name=rate'; tfc_lic.refinement.LEARNING_RATE for those "
+                  "not named.")
 flags.DEFINE_string("compact_dir", None,
                     "Also write the float16 weights, config and training "
                     "history here (what the repo keeps so that training can "
@@ -69,6 +73,7 @@ def main(argv):
   with cli.one_line_errors():
     delta_indexes = _per_quantizer("delta_indexes", int)
     refine_lambda_scales = _per_quantizer("refine_lambda_scales", float)
+    refine_learning_rates = _per_quantizer("refine_learning_rates", float)
     if FLAGS.saved_model:
       if FLAGS.compact_dir:
         raise ValueError("--compact_dir needs --run (a run's history)")
@@ -96,6 +101,7 @@ def main(argv):
         metadata=dict(name=FLAGS.name, weights=weights),
         tcq_lambda=FLAGS.tcq_lambda,
         refine_lambda_scales=refine_lambda_scales,
+        refine_learning_rates=refine_learning_rates,
         default_quantizer=FLAGS.default_quantizer,
         delta_indexes=delta_indexes,
         overwrite=FLAGS.overwrite)

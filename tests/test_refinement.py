@@ -12,21 +12,20 @@ from tfc_lic import refinement
 from tfc_lic.latent_codecs import tcq
 
 
-def refining_encoder(codec):
-  """codec's refining encoder, traced with Adam steps of 0.5: with the
-  shipped 0.005, no TCQ iterate of the untrained tiny model codes cheaper in
-  16 steps, so TCQ's refined streams would be its plain ones."""
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(refinement, "LEARNING_RATE", .5)
-    function = tf.function(codec.encode,
-                           input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
-    function.get_concrete_function()
-  return function
+def refining_encoder(model, learning_rate=.5, **settings):
+  """The refining encoder of a codec of `model`, with Adam steps of 0.5 for
+  every quantizer: with the default 0.005, no TCQ iterate of the untrained
+  tiny model codes cheaper in 16 steps, so TCQ's refined streams would be
+  its plain ones."""
+  codec = codec_lib.ImageCodec(model, refine_learning_rates={
+      q: learning_rate for q in codec_lib.QUANTIZERS}, **settings)
+  return tf.function(codec.encode,
+                     input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
 
 
 @pytest.fixture(scope="module")
-def encode(tiny_codec):
-  return refining_encoder(tiny_codec)
+def encode(tiny_model):
+  return refining_encoder(tiny_model)
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +99,16 @@ def test_distortion_goes_through_the_chosen_quantizer(tiny_codec, image):
 
 
 def test_keeps_the_analysis_latents_when_every_step_is_worse(
-    tiny_codec, image, monkeypatch):
+    tiny_codec, image):
   """A step size that wrecks the latents: the coded cost of every iterate is
   above the analysis's, so refine returns the analysis's y and z."""
-  monkeypatch.setattr(refinement, "LEARNING_RATE", 100.)
   transforms = tiny_codec.transforms
   model = transforms.model
   x = tf.cast(image, tf.float32)[None]
   y, z = model.analyze(x, 1.)
   refined_y, refined_z = refinement.refine(
       model, transforms.side_model.quantize, transforms.latent_codecs[0], x,
-      y, z, 1., 0, 3, model.synthesis_transform)
+      y, z, 1., 0, 3, model.synthesis_transform, learning_rate=100.)
   np.testing.assert_array_equal(refined_y.numpy(), y.numpy())
   np.testing.assert_array_equal(refined_z.numpy(), z.numpy())
 
@@ -122,8 +120,7 @@ def test_a_smaller_lambda_scale_refines_to_fewer_bits(
   higher than with the model's λ (measured: 425 against 666 bytes for USQ,
   324 against 415 for TCQ-8; the plain stream is 196 and 47 bytes)."""
   name = codec_lib.QUANTIZERS[quantizer]
-  scaled = refining_encoder(codec_lib.ImageCodec(
-      tiny_model, refine_lambda_scales={name: .1}))
+  scaled = refining_encoder(tiny_model, refine_lambda_scales={name: .1})
 
   def bytes_and_mse(function):
     stream = function(image, quantizer, 1., 0, 16)["container"]
@@ -155,10 +152,27 @@ def test_lambda_scale_weighs_the_distortion(tiny_codec, image):
       full - scaled, .75 * float(model.rate_lambda(1.)) * mse, rtol=1e-3)
 
 
-@pytest.mark.parametrize("scales, message", [
-    ({"jpeg": .5}, "unknown quantizer 'jpeg'"),
-    ({"tcq8": 0.}, "must be positive, not 0.0"),
-    ({"usq": float("nan")}, "must be positive, not nan")])
-def test_refuses_bad_lambda_scales(tiny_model, scales, message):
+def test_each_quantizer_refines_with_its_learning_rate(tiny_model,
+                                                       tiny_codec, image):
+  """The codec's per-quantizer first step reaches refine: at 1e-12 TCQ-8's
+  iterates are its analysis's latents (the plain stream), at 0.5 USQ's are
+  not."""
+  codec = codec_lib.ImageCodec(
+      tiny_model, refine_learning_rates={"usq": .5, "tcq8": 1e-12})
+  for quantizer, refined in ((0, True), (2, False)):
+    plain = tiny_codec.compress(image, quantizer, 1., 0).numpy()
+    stream = codec.compress_refined(image, quantizer, 1., 0, 16).numpy()
+    assert (stream != plain) == refined, quantizer
+
+
+@pytest.mark.parametrize("setting, values, message", [
+    ("refine_lambda_scales", {"jpeg": .5}, "unknown quantizer 'jpeg'"),
+    ("refine_lambda_scales", {"tcq8": 0.},
+     "refinement's λ scale for tcq8 must be positive, not 0.0"),
+    ("refine_lambda_scales", {"usq": float("nan")},
+     "must be positive, not nan"),
+    ("refine_learning_rates", {"tcq4": -1.},
+     "refinement's learning rate for tcq4 must be positive, not -1.0")])
+def test_refuses_bad_refinement_settings(tiny_model, setting, values, message):
   with pytest.raises(ValueError, match=message):
-    codec_lib.ImageCodec(tiny_model, refine_lambda_scales=scales)
+    codec_lib.ImageCodec(tiny_model, **{setting: values})

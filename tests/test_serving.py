@@ -14,6 +14,7 @@ from tests.conftest import REPO, TINY_CONFIG, smooth_image
 from tfc_lic import client as client_lib
 from tfc_lic import codec as codec_lib
 from tfc_lic import export
+from tfc_lic import refinement
 from tfc_lic import training
 
 CORE_ONLY = """
@@ -69,7 +70,8 @@ def exported(tiny_model, tmp_path_factory):
   trained = dict(TINY_CONFIG, precision="bfloat16", frozen_precision="float32")
   return export.export_model(tiny_model, trained, base, "tiny", 1,
                              metadata={}, delta_indexes={"tcq8": -2},
-                             refine_lambda_scales={"tcq8": .5})
+                             refine_lambda_scales={"tcq8": .5},
+                             refine_learning_rates={"usq": .01})
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +158,9 @@ def test_metadata_lists_every_quantizers_settings(exported):
   info = export.load(exported[0]).info
   assert info["delta_indexes"] == {"usq": 0, "tcq4": 0, "tcq8": -2}
   assert info["refine_lambda_scales"] == {"usq": 1., "tcq4": 1., "tcq8": .5}
+  assert info["refine_learning_rates"] == {
+      "usq": .01, "tcq4": refinement.LEARNING_RATE,
+      "tcq8": refinement.LEARNING_RATE}
 
 
 @pytest.mark.parametrize("flag, error", [
@@ -166,7 +171,9 @@ def test_metadata_lists_every_quantizers_settings(exported):
     ("--refine_lambda_scales=jpeg=1",
      "unknown quantizer 'jpeg'; choose from usq, tcq4, tcq8"),
     ("--refine_lambda_scales=tcq8=0",
-     "refinement's λ scale for tcq8 must be positive, not 0.0")])
+     "refinement's λ scale for tcq8 must be positive, not 0.0"),
+    ("--refine_learning_rates=usq=0",
+     "refinement's learning rate for usq must be positive, not 0.0")])
 def test_export_binary_refuses_bad_quantizer_settings(exported, tmp_path, flag,
                                                       error):
   result = subprocess.run(

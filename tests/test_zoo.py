@@ -90,6 +90,12 @@ def test_client_with_core_model_writes_the_full_models_streams(name, kodim23):
         full.signatures["decompress"](stream=tf.constant(stream))["image"])
 
 
+def refine_learning_rates(info):
+  """The export's refinement learning rates; exports before the setting
+  (v15) refine with the library's default for every quantizer."""
+  return info.get("refine_learning_rates")
+
+
 @pytest.fixture(scope="module", params=MODELS)
 def shipped(request):
   """Keras model from the committed compact weights, its codec, the codec's
@@ -104,7 +110,8 @@ def shipped(request):
     info = json.load(f)
   codec = codec_lib.ImageCodec(
       model, tcq_lambda=info["tcq_lambda"],
-      refine_lambda_scales=info["refine_lambda_scales"])
+      refine_lambda_scales=info["refine_lambda_scales"],
+      refine_learning_rates=refine_learning_rates(info))
   assert info["model_id"] == int(codec.model_id), (
       "the SavedModel was not exported from the committed weights")
   return model, codec, tf.function(
@@ -305,9 +312,10 @@ def test_compress_binary_refines_on_request(tmp_path, kodim23):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_saved_model_refines_as_the_library(name, kodim23):
-  """The SavedModel's compress_refined carries the export's λ scales: its
-  streams are those of a library codec built from its weights and metadata
-  (and differ from those of λ unscaled)."""
+  """The SavedModel's compress_refined carries the export's refinement
+  settings (λ scales, learning rates): its streams are those of a library
+  codec built from its weights and metadata (and differ from those of λ
+  unscaled)."""
   model, _ = export.model_from_saved_model(os.path.join(ZOO, name))
   saved_model = export.load(os.path.join(ZOO, name))
   info = saved_model.info
@@ -321,8 +329,9 @@ def test_saved_model_refines_as_the_library(name, kodim23):
             (crop, *options))})["stream"].numpy()
     streams = []
     for scales in (info["refine_lambda_scales"], None):
-      codec = codec_lib.ImageCodec(model, tcq_lambda=info["tcq_lambda"],
-                                   refine_lambda_scales=scales)
+      codec = codec_lib.ImageCodec(
+          model, tcq_lambda=info["tcq_lambda"], refine_lambda_scales=scales,
+          refine_learning_rates=refine_learning_rates(info))
       streams.append(codec.compress_refined(crop, *options).numpy())
     assert stream == streams[0]
     assert stream != streams[1]

@@ -67,6 +67,17 @@ def quantizer_id(name):
   return latent_codecs.QUANTIZER_IDS[name]
 
 
+def _per_quantizer(values, default, what):
+  """[value of each of QUANTIZERS] from {quantizer: value}, `default` for
+  those not named; every value must be positive."""
+  values = dict(values or {})
+  for quantizer, value in values.items():
+    quantizer_id(quantizer)
+    if not value > 0:
+      raise ValueError(f"{what} for {quantizer} must be positive, not {value}")
+  return [float(values.get(q, default)) for q in QUANTIZERS]
+
+
 def latent_shape(height, width):
   """Spatial shape of y for an image (the analysis downsamples by 16)."""
   return tf.stack([(height + 15) // 16, (width + 15) // 16])
@@ -87,7 +98,7 @@ class Transforms(tf.Module):
   """The model half of the codec; core TensorFlow ops only."""
 
   def __init__(self, model, side_model, codecs, refine_lambda_scales,
-               name="transforms"):
+               refine_learning_rates, name="transforms"):
     super().__init__(name=name)
     # The Keras model and tfc's entropy model are kept out of the object
     # graph (Keras traces every layer on save, which tfc.GDN does not
@@ -98,6 +109,7 @@ class Transforms(tf.Module):
     self.side_variables = list(side_model.variables)
     self.latent_codecs = codecs
     self.refine_lambda_scales = refine_lambda_scales
+    self.refine_learning_rates = refine_learning_rates
 
   def latents(self, x, rate, refine=None):
     """Images [B, H, W, 3] -> y, z, z_hat and the hyperprior's loc, scale.
@@ -112,7 +124,7 @@ class Transforms(tf.Module):
           self.model, self.side_model.quantize, self.latent_codecs[i], x, y,
           z, rate, delta_index, steps,
           self.model.synthesis_for(QUANTIZERS[i]),
-          self.refine_lambda_scales[i]))
+          self.refine_lambda_scales[i], self.refine_learning_rates[i]))
     z_hat = self.side_model.quantize(z)
     loc, scale_index = self.model.hyper_decode(
         z_hat, tf.shape(y)[1:3], exact=True)
@@ -254,24 +266,25 @@ class ImageCodec(tf.Module):
   """Compresses RGB images with a trained hyperprior model."""
 
   def __init__(self, model, tcq_lambda=None, refine_lambda_scales=None,
-               name="image_codec"):
+               refine_learning_rates=None, name="image_codec"):
     """`refine_lambda_scales` maps quantizers to the factor c on λ with which
-    they refine latents (refinement.refine; 1 for those not named)."""
+    they refine latents (refinement.refine; 1 for those not named),
+    `refine_learning_rates` to Adam's first step (refinement.LEARNING_RATE
+    for those not named)."""
     super().__init__(name=name)
     side_model = model.side_entropy_model(compression=True)
     self.tables = entropy_tables.EntropyTables.build(
         model.num_scales, model.scale_min)
     self.latent_codecs = [latent_codecs.create(q, self.tables, tcq_lambda)
                           for q in QUANTIZERS]
-    scales = dict(refine_lambda_scales or {})
-    for quantizer, scale in scales.items():
-      quantizer_id(quantizer)
-      if not scale > 0:
-        raise ValueError(f"refinement's λ scale for {quantizer} must be "
-                         f"positive, not {scale}")
-    self.refine_lambda_scales = [float(scales.get(q, 1.)) for q in QUANTIZERS]
+    self.refine_lambda_scales = _per_quantizer(
+        refine_lambda_scales, 1., "refinement's λ scale")
+    self.refine_learning_rates = _per_quantizer(
+        refine_learning_rates, refinement.LEARNING_RATE,
+        "refinement's learning rate")
     self.transforms = Transforms(model, side_model, self.latent_codecs,
-                                 self.refine_lambda_scales)
+                                 self.refine_lambda_scales,
+                                 self.refine_learning_rates)
     self.coder = EntropyCoder(side_model, self.latent_codecs,
                               encoder_fingerprint(model), model.coding_scheme)
     self.model_id = self.coder.model_id

@@ -182,6 +182,8 @@ def _metadata(codec, metadata, default_quantizer, default_rate,
       tcq_lambda=codec.latent_codecs[-1].lmbda,
       refine_lambda_scales=dict(zip(codec_lib.QUANTIZERS,
                                     codec.refine_lambda_scales)),
+      refine_learning_rates=dict(zip(codec_lib.QUANTIZERS,
+                                     codec.refine_learning_rates)),
       coding_scheme=codec.model.coding_scheme)
 
 
@@ -249,7 +251,8 @@ def export_codec(codec, base_dir, name, version, metadata,
 
 
 def export_model(model, config, base_dir, name, version, metadata,
-                 tcq_lambda=None, refine_lambda_scales=None, **kwargs):
+                 tcq_lambda=None, refine_lambda_scales=None,
+                 refine_learning_rates=None, **kwargs):
   """export_codec for a trained model, its weights stored as float16.
 
   `config` is the model's (training.model_from_config); the metadata keeps
@@ -266,7 +269,8 @@ def export_model(model, config, base_dir, name, version, metadata,
     for target, source in zip(stored.variables, model.variables):
       target.assign(source.numpy().astype(target.dtype.as_numpy_dtype))
     codec = codec_lib.ImageCodec(stored, tcq_lambda=tcq_lambda,
-                                 refine_lambda_scales=refine_lambda_scales)
+                                 refine_lambda_scales=refine_lambda_scales,
+                                 refine_learning_rates=refine_learning_rates)
     return export_codec(codec, base_dir, name, version,
                         dict(metadata, config=config), **kwargs)
 

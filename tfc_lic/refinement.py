@@ -24,7 +24,8 @@ from tfc_lic import models
 from tfc_lic.latent_codecs import usq
 
 # Adam's step on the gained latents y and on z, decayed linearly to a tenth
-# over the steps; tuned on BSDS500 val images (held out from training).
+# over the steps (the default; exports set theirs per quantizer); tuned on
+# BSDS500 val images (held out from training).
 LEARNING_RATE = 0.005
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-8
 # Backpropagating through the synthesis keeps all its activations, so
@@ -86,7 +87,7 @@ def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
 
 
 def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
-           synthesis, lambda_scale=1.):
+           synthesis, lambda_scale=1., learning_rate=LEARNING_RATE):
   """The (y, z) of least coded cost among the iterates of `steps` Adam steps
   on relaxed_loss, from the analysis's (x: [1, H, W, 3]).
 
@@ -94,6 +95,7 @@ def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
   quantizer whose step moves it down the curve (Δ > 1) operates where the
   curve is flatter than λ; with λ itself refinement buys PSNR with more bits
   than that point pays for them (see the README's Latent refinement).
+  `learning_rate`: Adam's first step, decayed linearly to a tenth.
   """
   steps = tf.convert_to_tensor(steps, tf.int32)
   total = tf.cast(tf.maximum(steps, 1), tf.float32)
@@ -112,13 +114,13 @@ def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
     best, best_cost = keep_cheaper(variables, cost, best, best_cost)
     gradients = tape.gradient(loss, variables)
     step = tf.cast(t, tf.float32)
-    learning_rate = LEARNING_RATE * (1. - .9 * step / total)
+    step_size = learning_rate * (1. - .9 * step / total)
     correction = tf.sqrt(1. - BETA_2 ** (step + 1.)) / (
         1. - BETA_1 ** (step + 1.))
     m = [BETA_1 * a + (1. - BETA_1) * g for a, g in zip(m, gradients)]
     v = [BETA_2 * a + (1. - BETA_2) * tf.square(g)
          for a, g in zip(v, gradients)]
-    variables = [w - learning_rate * correction * a / (tf.sqrt(b) + EPSILON)
+    variables = [w - step_size * correction * a / (tf.sqrt(b) + EPSILON)
                  for w, a, b in zip(variables, m, v)]
     return t + 1, variables, m, v, best, best_cost
 
