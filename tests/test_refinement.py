@@ -12,13 +12,13 @@ from tfc_lic import refinement
 from tfc_lic.latent_codecs import tcq
 
 
-def refining_encoder(model, learning_rate=.5, **settings):
+def refining_encoder(model, **settings):
   """The refining encoder of a codec of `model`, with Adam steps of 0.5 for
   every quantizer: with the default 0.005, no TCQ iterate of the untrained
   tiny model codes cheaper in 16 steps, so TCQ's refined streams would be
   its plain ones."""
   codec = codec_lib.ImageCodec(model, refine_learning_rates={
-      q: learning_rate for q in codec_lib.QUANTIZERS}, **settings)
+      q: .5 for q in codec_lib.QUANTIZERS}, **settings)
   return tf.function(codec.encode,
                      input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
 

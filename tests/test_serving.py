@@ -62,6 +62,11 @@ def test_protobuf_parses_saved_models_in_c():
   assert api_implementation.Type() in ("upb", "cpp"), api_implementation.Type()
 
 
+# The test export's refinement settings (each unlike the default).
+REFINEMENT = dict(refine_lambda_scales={"tcq8": .5},
+                  refine_learning_rates={"usq": .01})
+
+
 @pytest.fixture(scope="module")
 def exported(tiny_model, tmp_path_factory):
   base = str(tmp_path_factory.mktemp("zoo"))
@@ -70,8 +75,7 @@ def exported(tiny_model, tmp_path_factory):
   trained = dict(TINY_CONFIG, precision="bfloat16", frozen_precision="float32")
   return export.export_model(tiny_model, trained, base, "tiny", 1,
                              metadata={}, delta_indexes={"tcq8": -2},
-                             refine_lambda_scales={"tcq8": .5},
-                             refine_learning_rates={"usq": .01})
+                             **REFINEMENT)
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +86,12 @@ def client(exported):
 
 @pytest.fixture(scope="module")
 def rounded_codec(tiny_model):
-  """A float32 codec of tiny_model's weights rounded to float16."""
+  """A float32 codec of tiny_model's weights rounded to float16, with the
+  export's refinement settings."""
   model = training.model_from_config(TINY_CONFIG)
   for target, source in zip(model.variables, tiny_model.variables):
     target.assign(source.numpy().astype(np.float16).astype(np.float32))
-  return codec_lib.ImageCodec(model)
+  return codec_lib.ImageCodec(model, **REFINEMENT)
 
 
 def test_saved_models_store_weights_as_float16(exported):
