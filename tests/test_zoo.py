@@ -90,12 +90,6 @@ def test_client_with_core_model_writes_the_full_models_streams(name, kodim23):
         full.signatures["decompress"](stream=tf.constant(stream))["image"])
 
 
-def refine_learning_rates(info):
-  """The export's refinement learning rates; exports before the setting
-  (v15) refine with the library's default for every quantizer."""
-  return info.get("refine_learning_rates")
-
-
 @pytest.fixture(scope="module", params=MODELS)
 def shipped(request):
   """Keras model from the committed compact weights, its codec, the codec's
@@ -111,7 +105,7 @@ def shipped(request):
   codec = codec_lib.ImageCodec(
       model, tcq_lambda=info["tcq_lambda"],
       refine_lambda_scales=info["refine_lambda_scales"],
-      refine_learning_rates=refine_learning_rates(info))
+      refine_learning_rates=info["refine_learning_rates"])
   assert info["model_id"] == int(codec.model_id), (
       "the SavedModel was not exported from the committed weights")
   return model, codec, tf.function(
@@ -332,7 +326,7 @@ def test_saved_model_refines_as_the_library(name, kodim23):
     for scales in (info["refine_lambda_scales"], None):
       codec = codec_lib.ImageCodec(
           model, tcq_lambda=info["tcq_lambda"], refine_lambda_scales=scales,
-          refine_learning_rates=refine_learning_rates(info))
+          refine_learning_rates=info["refine_learning_rates"])
       streams.append(codec.compress_refined(crop, *options).numpy())
     assert stream == streams[0]
     assert stream != streams[1]
