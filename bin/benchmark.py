@@ -20,7 +20,8 @@ along the way: is one variable-rate model better than six single-rate models
 that share its compute (each with a sixth of the steps)?
 Generalization: the loss of trained weights (any --init_from source) on
 central crops of several image sets, every rate, latents rounded as in
-validation: a training set's loss falling apart from a held-out set's is
+validation, in float32 as the codec computes (or in bf16, as a bf16 run
+validates): a training set's loss falling apart from a held-out set's is
 overfitting; falling in step, it is not.
 Learning curve: fits L(t) = L_inf + A (t / 10^4)^-a to a run's averaged
 validation loss from --fit_from on: where more of the same training leads.
@@ -63,6 +64,10 @@ flags.DEFINE_list("weights", [],
 flags.DEFINE_list("image_sets", [],
                   "name=images pairs for --what=generalization (images as "
                   "in --dataset; ':' may stand for ',' between globs).")
+flags.DEFINE_enum("eval_precision", "float32", ["float32", "bfloat16"],
+                  "What --what=generalization computes in: float32, as the "
+                  "exported codec does, or bfloat16, as a bf16 run's "
+                  "validation does (the two differ by a small offset).")
 flags.DEFINE_bool("whole_images", False,
                   "--what=generalization on whole images (one per batch) "
                   "instead of central 256x256 crops.")
@@ -296,13 +301,18 @@ def generalization():
   all rates and per rate."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfc_lic import data  # pylint: disable=g-import-not-at-top
+  from tfc_lic import precision  # pylint: disable=g-import-not-at-top
   from tfc_lic import training  # pylint: disable=g-import-not-at-top
+  compute = FLAGS.eval_precision
+  if compute == "bfloat16" and not precision.has_fast_bfloat16():
+    sys.exit("error: --eval_precision=bfloat16 needs a CPU with AVX512-BF16 "
+             "or AMX, or a GPU of compute capability >= 8.0")
   rows = []
   for path in FLAGS.weights:
     config = training.config_of(path)
     if config is None:
       sys.exit(f"error: no config.json with the weights at {path}")
-    model = training.model_from_config(dict(config, precision="float32"))
+    model = training.model_from_config(dict(config, precision=compute))
     training.load_weights(model, path)
     evaluate = tf.function(lambda x, r: model(  # pylint: disable=cell-var-from-loop
         x, tf.fill([tf.shape(x)[0]], r), training=False),
@@ -320,9 +330,9 @@ def generalization():
           values["mse"].extend(mse.numpy())
       rates = [_rd_row(lmbda, v["bpp"], v["mse"])
                for lmbda, v in zip(model.lmbdas, per_rate)]
-      row = dict(weights=path, images=name, rates=rates, **{
-          k: float(np.mean([r[k] for r in rates]))
-          for k in ("loss", "bpp", "mse", "psnr")})
+      row = dict(weights=path, images=name, precision=compute, rates=rates,
+                 **{k: float(np.mean([r[k] for r in rates]))
+                    for k in ("loss", "bpp", "mse", "psnr")})
       print(f"{path:50s} {name:12s} loss {row['loss']:.4f} "
             f"bpp {row['bpp']:.4f} psnr {row['psnr']:.2f}  per rate: " +
             " ".join(f"{r['loss']:.4f}" for r in rates), flush=True)

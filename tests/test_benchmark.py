@@ -1,5 +1,6 @@
-"""bin/benchmark.py --what=learning_curve: the fit recovers a known curve,
-and a missing history is a one-line error."""
+"""bin/benchmark.py: the learning-curve fit recovers a known curve, and a
+missing history is a one-line error; generalization runs in either
+precision."""
 
 import json
 import os
@@ -7,6 +8,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+
+from tests.conftest import REPO, TINY_CONFIG
+from tfc_lic import precision
+from tfc_lic import training
 
 BENCHMARK = os.path.join(os.path.dirname(__file__), "..", "bin",
                          "benchmark.py")
@@ -58,3 +64,31 @@ def test_learning_curve_of_a_bad_history_is_a_one_line_error(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: " + message), lines
   assert not os.path.exists(tmp_path / "learning_curve.json")
+
+
+def test_generalization_in_either_precision(tmp_path, tiny_model):
+  """float32 by default; bf16 reads a little apart where it is native and
+  is a one-line error where it is not."""
+  training.save_compact_weights(tiny_model, tmp_path / "weights.npz")
+  (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+  losses = {}
+  for name in ("float32", "bfloat16"):
+    output_dir = tmp_path / name
+    result = _run("--what=generalization", f"--weights={tmp_path}",
+                  f"--image_sets=one={REPO}/testdata/kodim23.png",
+                  f"--eval_precision={name}", f"--output_dir={output_dir}")
+    if name == "bfloat16" and not precision.has_fast_bfloat16():
+      assert result.returncode == 1
+      assert result.stderr.strip().splitlines() == [
+          "error: --eval_precision=bfloat16 needs a CPU with AVX512-BF16 or "
+          "AMX, or a GPU of compute capability >= 8.0"], result.stderr[-2000:]
+      assert not os.path.exists(output_dir / "generalization.json")
+      continue
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(output_dir / "generalization.json") as f:
+      (row,) = json.load(f)["rows"]
+    assert row["precision"] == name and len(row["rates"]) == 2
+    losses[name] = row["loss"]
+  if "bfloat16" in losses:
+    assert losses["bfloat16"] != losses["float32"]
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)

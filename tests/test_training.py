@@ -38,6 +38,22 @@ def test_loss_decreases_over_100_steps():
   assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
 
 
+def test_loaded_weights_validate_as_the_saved_model_did(tmp_path):
+  """Saved weights hold the metrics' running sums; a loaded model starts
+  them afresh, so its first test_step reads these images only."""
+  images = tf.constant(np.stack([smooth_image(64, 64, seed=i)
+                                 for i in range(2)]), tf.float32)
+  saved = _tiny_model()
+  saved.test_step(images + 40.)
+  training.save_compact_weights(saved, tmp_path / "weights.npz")
+  loaded = _tiny_model(seed=1)
+  training.load_weights(loaded, str(tmp_path / "weights.npz"))
+  expected = np.mean([loaded(images, tf.fill([2], r))[0]
+                      for r in range(loaded.num_rates)])
+  assert float(loaded.test_step(images)["loss"]) == pytest.approx(
+      expected, rel=1e-6)
+
+
 TINY = "--flagfile=configs/tiny-test.cfg"
 
 

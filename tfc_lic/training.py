@@ -162,7 +162,15 @@ def load_weights(model, path):
   """Restores model weights from a run dir, weights dir, checkpoint prefix or
   compact .npz (see save_compact_weights). Weights of a narrower model of the
   same architecture (per its config.json) warm-start the wider `model`, and
-  up-convolution kernels are converted to `model`'s parameterization."""
+  up-convolution kernels are converted to `model`'s parameterization.
+  The metrics start afresh: saved weights hold their running sums too."""
+  found = _load_or_widen(model, path)
+  for metric in model.metrics:
+    metric.reset_state()
+  return found
+
+
+def _load_or_widen(model, path):
   source_config = config_of(path)
   if not source_config or (
       _structure(source_config) == _structure(model.get_config())):
