@@ -41,7 +41,7 @@ QUANTIZER_FLAGS ?= --tcq_lambda=0.08 --delta_indexes=usq=4,tcq4=4,tcq8=4 \
     --refine_lambda_scales=usq=0.5,tcq4=0.5,tcq8=0.5 \
     --refine_learning_rates=usq=0.005,tcq4=0.01,tcq8=0.01
 .PHONY: zoo-mbt2018-mean-vr train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
-    milestone-mbt2018-mean-vr export-mbt2018-mean-vr
+    milestone-mbt2018-mean-vr export-mbt2018-mean-vr evaluate-mbt2018-mean-vr
 zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
     export-mbt2018-mean-vr
 # STAGE1_FLAGS="--steps=6800 --decay_start=0.9265" anneals the learning rate
@@ -68,3 +68,28 @@ export-mbt2018-mean-vr: install milestone-mbt2018-mean-vr
 	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr-stage2 \
 	    --name=mbt2018-mean-vr --version=$(VERSION) --default_quantizer=usq \
 	    $(QUANTIZER_FLAGS)
+
+# Kodak RD of export $(VERSION), added to the previous export's results
+# (README: Kodak RD of the zoo): USQ and TCQ-8, then TCQ-8 and USQ with 30
+# refinement steps, each run extending the saved one before it, into
+# results/kodak-v$(VERSION). The export is evaluated under the alias
+# mbt2018-mean-vr-v$(VERSION) (removed afterwards) so that its curves keep
+# their names beside older versions'.
+KODAK ?= ../shared/data/kodak
+PREVIOUS ?= $(shell echo $$(($(VERSION) - 1)))
+ALIAS = mbt2018-mean-vr-v$(VERSION)
+EVALUATE = $(PYTHON) bin/evaluate.py --images=$(KODAK) \
+    --reference=results/reference/kodak.json --overwrite
+evaluate-mbt2018-mean-vr: install
+	ln -sfn mbt2018-mean-vr saved_models/$(ALIAS) && \
+	trap 'rm -f saved_models/$(ALIAS)' EXIT && \
+	$(EVALUATE) --results=results/kodak-v$(PREVIOUS)/rd.json \
+	    --add_codecs=$(ALIAS):usq,$(ALIAS):tcq8 \
+	    --output_dir=$(RUNS)/eval-v$(VERSION)/plain && \
+	$(EVALUATE) --results=$(RUNS)/eval-v$(VERSION)/plain/rd.json \
+	    --add_codecs=$(ALIAS):tcq8+refine30 \
+	    --output_dir=$(RUNS)/eval-v$(VERSION)/tcq8-refine && \
+	$(EVALUATE) --results=$(RUNS)/eval-v$(VERSION)/tcq8-refine/rd.json \
+	    --add_codecs=$(ALIAS):usq+refine30 --plot_max_bpp=1 \
+	    --plot='jpeg,webp,avif,heif-*,$(ALIAS)*,mbt2018-mean-vr-v$(PREVIOUS):tcq8+refine30,mbt2018-mean (CompressAI),bmshj2018-hyperprior (paper)' \
+	    --output_dir=results/kodak-v$(VERSION)
