@@ -6,6 +6,8 @@
   python bin/benchmark.py --what=variable_rate --dataset=... --validation=...
   python bin/benchmark.py --what=generalization --weights=A,B \
       --image_sets=val=/path/val_*,train=/path/train_*
+  python bin/benchmark.py --what=synthesis --weights=STAGE2_A,STAGE2_B \
+      --image_sets=val=/path/val_*
   python bin/benchmark.py --what=learning_curve --history=RUN/history.jsonl
 
 Training: each variant runs in its own process, one after the other, in one
@@ -23,6 +25,10 @@ central crops of several image sets, every rate, latents rounded as in
 validation, in float32 as the codec computes (or in bf16, as a bf16 run
 validates): a training set's loss falling apart from a held-out set's is
 overfitting; falling in step, it is not.
+Synthesis: the MSE of each stage-2 synthesis of --weights (stage-2 run dirs)
+on central crops of --image_sets, every rate, on latents quantized exactly as
+the export's codec does, in float32 as it decodes: stage-2 variants compared
+side by side (their rates are the same, being fixed by stage 1).
 Learning curve: fits L(t) = L_inf + A (t / 10^4)^-a to a run's averaged
 validation loss from --fit_from on: where more of the same training leads.
 Writes <what>.json and .png under --output_dir.
@@ -45,13 +51,15 @@ import numpy as np
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("what", "training",
                   ["training", "codec", "precision", "memory",
-                   "variable_rate", "generalization", "learning_curve"],
+                   "variable_rate", "generalization", "synthesis",
+                   "learning_curve"],
                   "What to measure: training speed, codec speed, the loss "
                   "reached by fp32 vs bf16 training from one seed, the "
                   "codec's peak memory per image size, a variable-rate "
                   "network against a single-rate one at equal steps, "
-                  "trained weights' loss on several image sets, or a run's "
-                  "validation loss extrapolated.")
+                  "trained weights' loss on several image sets, stage-2 "
+                  "syntheses' distortion, or a run's validation loss "
+                  "extrapolated.")
 flags.DEFINE_string("history", None,
                     "A run's history.jsonl for --what=learning_curve.")
 flags.DEFINE_integer("fit_from", 40000,
@@ -59,11 +67,17 @@ flags.DEFINE_integer("fit_from", 40000,
 flags.DEFINE_list("project_to", ["100000", "200000", "1000000"],
                   "Steps --what=learning_curve extrapolates to.")
 flags.DEFINE_list("weights", [],
-                  "Trained weights for --what=generalization (run dirs or "
-                  "compact weights with their config.json).")
+                  "Trained weights for --what=generalization or synthesis "
+                  "(run dirs or compact weights with their config.json).")
 flags.DEFINE_list("image_sets", [],
-                  "name=images pairs for --what=generalization (images as "
-                  "in --dataset; ':' may stand for ',' between globs).")
+                  "name=images pairs for --what=generalization or synthesis "
+                  "(images as in --dataset; ':' may stand for ',' between "
+                  "globs).")
+flags.DEFINE_float("tcq_lambda", 0.08,
+                   "TCQ rate weight λ for --what=synthesis (the export's).")
+flags.DEFINE_list("delta_indexes", ["usq=4", "tcq4=4", "tcq8=4"],
+                  "quantizer=j pairs, Δ = 2^(j/8), for --what=synthesis (the "
+                  "export's).")
 flags.DEFINE_enum("eval_precision", "float32", ["float32", "bfloat16"],
                   "What --what=generalization computes in: float32, as the "
                   "exported codec does, or bfloat16, as a bf16 run's "
@@ -317,11 +331,7 @@ def generalization():
     evaluate = tf.function(lambda x, r: model(  # pylint: disable=cell-var-from-loop
         x, tf.fill([tf.shape(x)[0]], r), training=False),
                            reduce_retracing=True)
-    for named in FLAGS.image_sets:
-      name, _, spec = named.partition("=")
-      spec = spec.replace(":", ",")
-      batches = (data.whole_images(spec) if FLAGS.whole_images else
-                 data.crops(spec, 256, 8, training=False))
+    for name, batches in _image_sets(data):
       per_rate = [dict(bpp=[], mse=[]) for _ in model.lmbdas]
       for batch in batches:
         for rate, values in enumerate(per_rate):
@@ -338,6 +348,78 @@ def generalization():
             " ".join(f"{r['loss']:.4f}" for r in rates), flush=True)
       rows.append(row)
   return rows
+
+
+def _image_sets(data):
+  """(name, batches) for each of --image_sets."""
+  for named in FLAGS.image_sets:
+    name, _, spec = named.partition("=")
+    spec = spec.replace(":", ",")
+    yield name, (data.whole_images(spec) if FLAGS.whole_images else
+                 data.crops(spec, 256, 8, training=False))
+
+
+def synthesis():
+  """MSE and PSNR per rate of each stage-2 synthesis of --weights on each of
+  --image_sets, on the codec's quantized latents, in float32."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfc_lic import data  # pylint: disable=g-import-not-at-top
+  from tfc_lic import finetuning  # pylint: disable=g-import-not-at-top
+  from tfc_lic import training  # pylint: disable=g-import-not-at-top
+  delta_indexes = {q: int(j) for q, _, j in (
+      d.partition("=") for d in FLAGS.delta_indexes)}
+  rows = []
+  for path in FLAGS.weights:
+    config = training.config_of(path)
+    if not (config or {}).get("finetuned_quantizers"):
+      sys.exit(f"error: no stage-2 weights at {path} (its config.json names "
+               "no finetuned_quantizers)")
+    model = training.model_from_config(
+        dict(config, precision="float32", frozen_precision="float32"))
+    training.load_weights(model, path)
+    finetuner = finetuning.SynthesisFinetuner(
+        model, tcq_lambda=FLAGS.tcq_lambda, delta_indexes=delta_indexes)
+    distortions = tf.function(lambda x, r: finetuner.distortions(  # pylint: disable=cell-var-from-loop
+        tf.cast(x, tf.float32), tf.fill([tf.shape(x)[0]], r)))
+    for name, batches in _image_sets(data):
+      mses = {q: [[] for _ in model.lmbdas] for q in finetuner.quantizers}
+      for batch in batches:
+        for rate in range(model.num_rates):
+          for q, mse in zip(finetuner.quantizers,
+                            distortions(batch, tf.constant(rate))):
+            mses[q][rate].extend(mse.numpy())
+      for q, per_rate in mses.items():
+        mse = [float(np.mean(m)) for m in per_rate]
+        psnr = [float(10 * np.log10(255. ** 2 / m)) for m in mse]
+        rows.append(dict(weights=path, images=name, quantizer=q,
+                         delta_index=delta_indexes.get(q, 0),
+                         tcq_lambda=FLAGS.tcq_lambda, mse=mse, psnr=psnr,
+                         mean_psnr=float(np.mean(psnr))))
+        print(f"{path:50s} {name:12s} {q:5s} mean PSNR "
+              f"{rows[-1]['mean_psnr']:.4f} dB  MSE per rate: " +
+              " ".join(f"{m:.3f}" for m in mse), flush=True)
+  return rows
+
+
+def plot_synthesis(rows, path):
+  """PSNR per rate of each row against the first --weights' on the same
+  quantizer and images: stage-2 variants differ by hundredths of a dB."""
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+  fig = figure.Figure(figsize=(6, 4))
+  backend_agg.FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  first = {(r["quantizer"], r["images"]): r["psnr"] for r in reversed(rows)}
+  for r in rows:
+    base = first[r["quantizer"], r["images"]]
+    ax.plot(np.subtract(r["psnr"], base), "o-",
+            label=f"{os.path.basename(r['weights'].rstrip('/'))} "
+                  f"{r['quantizer']} {r['images']}")
+  ax.set_xlabel("rate index")
+  ax.set_ylabel(f"PSNR vs {FLAGS.weights[0]} (dB)")
+  ax.legend(fontsize="small")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
 
 
 def learning_curve():
@@ -566,6 +648,12 @@ def main(argv):
     rows = generalization()
     with open(os.path.join(FLAGS.output_dir, "generalization.json"), "w") as f:
       json.dump(dict(rows=rows, date=time.strftime("%Y-%m-%d")), f, indent=1)
+    return
+  if FLAGS.what == "synthesis":
+    rows = synthesis()
+    with open(os.path.join(FLAGS.output_dir, "synthesis.json"), "w") as f:
+      json.dump(dict(rows=rows, date=time.strftime("%Y-%m-%d")), f, indent=1)
+    plot_synthesis(rows, os.path.join(FLAGS.output_dir, "synthesis.png"))
     return
   if FLAGS.what == "learning_curve":
     if not FLAGS.history or not os.path.isfile(FLAGS.history):

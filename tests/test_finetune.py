@@ -1,6 +1,8 @@
 """Stage 2 changes only the per-quantizer syntheses, trains them on the
-codec's own latents, and old streams still decode."""
+codec's own latents, and old streams still decode; bin/benchmark.py measures
+the syntheses on the codec's latents."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,21 +13,24 @@ import tensorflow as tf
 
 from tests.conftest import REPO, TINY_CONFIG, smooth_image
 from tfc_lic import codec as codec_lib
+from tfc_lic import data
 from tfc_lic import finetuning
 from tfc_lic import training
 
 TINY = ["--flagfile=configs/tiny-test.cfg", "--validate_every=0"]
 
 
-def _run(*args):
+def _run(*args, check=True):
   result = subprocess.run([sys.executable, *args], cwd=REPO,
                           env=dict(os.environ, PYTHONPATH=REPO),
                           capture_output=True, text=True, timeout=600)
-  assert result.returncode == 0, result.stdout + result.stderr
+  if check:
+    assert result.returncode == 0, result.stdout + result.stderr
+  return result
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def run_dirs(tmp_path_factory):
   base = tmp_path_factory.mktemp("stage2")
   stage1, stage2 = str(base / "stage1"), str(base / "stage2")
   _run("bin/train.py", *TINY, f"--train_dir={stage1}", "--steps=10")
@@ -34,7 +39,12 @@ def runs(tmp_path_factory):
        "--batch_size=4", "--steps=6", "--learning_rate=1e-3",
        "--precision=float32", "--quantizers=usq,tcq8",
        "--delta_indexes=tcq8=-4")
-  return [_load(stage1), _load(stage2)]
+  return stage1, stage2
+
+
+@pytest.fixture(scope="module")
+def runs(run_dirs):
+  return [_load(run) for run in run_dirs]
 
 
 def _load(run):
@@ -111,3 +121,42 @@ def test_bfloat16_stage2_trains_on_the_codecs_float32_latents():
       expected = codec.encode(image, codec_lib.quantizer_id(quantizer),
                               float(rate), delta_index)["y_hat"]
       np.testing.assert_array_equal(example[None].numpy(), expected.numpy())
+
+
+def test_synthesis_benchmark_measures_what_the_codec_decodes(run_dirs, runs,
+                                                             tmp_path):
+  """Each stage-2 synthesis's MSE per rate is that of its reconstruction of
+  the codec's own y_hat (same crop, Δ and λ_tcq); stage-1 weights are a
+  one-line error."""
+  stage1_dir, stage2_dir = run_dirs
+  images = f"{REPO}/testdata/kodim23.png"
+  args = ["bin/benchmark.py", "--what=synthesis", f"--image_sets=one={images}",
+          "--delta_indexes=usq=0,tcq8=-4"]
+  result = _run(*args, f"--weights={stage1_dir}",
+                f"--output_dir={tmp_path / 'stage1'}", check=False)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f"error: no stage-2 weights at {stage1_dir} (its config.json names no "
+      "finetuned_quantizers)"], result.stderr[-2000:]
+  assert not os.path.exists(tmp_path / "stage1" / "synthesis.json")
+  _run(*args, f"--weights={stage2_dir}", f"--output_dir={tmp_path}")
+  with open(tmp_path / "synthesis.json") as f:
+    rows = {row["quantizer"]: row for row in json.load(f)["rows"]}
+  assert os.path.getsize(tmp_path / "synthesis.png") > 0
+  stage1, stage2 = runs
+  codec = codec_lib.ImageCodec(stage2, tcq_lambda=0.08)
+  (crop,) = next(iter(data.crops(images, 256, 8, training=False)))
+  for quantizer, delta_index in (("usq", 0), ("tcq8", -4)):
+    for rate in range(stage2.num_rates):
+      y_hat = codec.encode(tf.cast(crop, tf.uint8),
+                           codec_lib.quantizer_id(quantizer), float(rate),
+                           delta_index)["y_hat"]
+      mses = [float(tf.reduce_mean(tf.math.squared_difference(
+          crop, model.synthesize(y_hat, tf.constant([rate]), (256, 256),
+                                 synthesis)[0])))
+              for model, synthesis in (
+                  (stage2, stage2.quantizer_syntheses[quantizer]),
+                  (stage1, stage1.synthesis_transform))]
+      measured = rows[quantizer]["mse"][rate]
+      assert measured == pytest.approx(mses[0], rel=1e-4), (quantizer, rate)
+      assert measured != pytest.approx(mses[1], rel=1e-3), (quantizer, rate)

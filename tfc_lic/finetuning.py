@@ -61,21 +61,25 @@ class SynthesisFinetuner(tf.keras.Model):
       outputs.append(tf.stop_gradient(y_hat))
     return outputs
 
-  def _loss(self, x, rate, training=False):
-    """Sum over quantizers of λ-weighted MSE; also the per-example MSE."""
-    lmbda = tf.gather(tf.constant(self.model.lmbdas), rate)
-    total, mses = 0., []
+  def distortions(self, x, rate, training=False):
+    """Per-example MSE of each quantizer's synthesis on its own latents."""
+    mses = []
     for quantizer, y_hat in zip(self.quantizers,
                                 self.quantized_latents(x, rate)):
       synthesis = self.model.quantizer_syntheses[quantizer]
       x_hat = self.model.synthesize(y_hat, rate, tf.shape(x)[1:3], synthesis,
                                     training=training)
-      mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat),
-                           axis=(1, 2, 3))
-      # Normalised by the mean λ so the learning rate means the same for any λs.
-      total += tf.reduce_mean(lmbda * mse) / tf.reduce_mean(self.model.lmbdas)
-      mses.append(mse)
-    return total, tf.concat(mses, 0)
+      mses.append(tf.reduce_mean(tf.math.squared_difference(x, x_hat),
+                                 axis=(1, 2, 3)))
+    return mses
+
+  def _loss(self, x, rate, training=False):
+    """Sum over quantizers of λ-weighted MSE; also the per-example MSE."""
+    lmbda = tf.gather(tf.constant(self.model.lmbdas), rate)
+    mses = self.distortions(x, rate, training=training)
+    # Normalised by the mean λ so the learning rate means the same for any λs.
+    total = tf.add_n([tf.reduce_mean(lmbda * mse) for mse in mses])
+    return total / tf.reduce_mean(self.model.lmbdas), tf.concat(mses, 0)
 
   def _update(self, loss, mse):
     self.loss_metric.update_state(loss)
