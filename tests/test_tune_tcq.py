@@ -18,8 +18,8 @@ from tfc_lic import training
 # The zoo's stage-1 weights: a trained model, whose curves rise with rate
 # (not the milestone folder, which moves on between exports).
 RUN = os.path.join(REPO, "checkpoints", "mbt2018-mean-vr")
-# Inside both curves on the crop below (common range 36.65-40.67 dB with v17's
-# stage-1 weights, 35.60-39.37 with v16's; re-measure when the zoo is
+# Inside both curves on the crop below (common range 36.45-40.65 dB with v18's
+# stage-1 weights, 36.65-40.67 with v17's; re-measure when the zoo is
 # re-exported).
 WINDOW = (37.0, 40.0)
 
