@@ -83,8 +83,8 @@ flags.DEFINE_enum("eval_precision", "float32", ["float32", "bfloat16"],
                   "exported codec does, or bfloat16, as a bf16 run's "
                   "validation does (the two differ by a small offset).")
 flags.DEFINE_bool("whole_images", False,
-                  "--what=generalization on whole images (one per batch) "
-                  "instead of central 256x256 crops.")
+                  "--what=generalization or synthesis on whole images (one "
+                  "per batch) instead of central 256x256 crops.")
 flags.DEFINE_list("sizes", ["1024", "2048", "4096"],
                   "Square image sides for --what=memory.")
 flags.DEFINE_string("memory_image", "testdata/kodim23.png",
@@ -366,8 +366,14 @@ def synthesis():
   from tfc_lic import data  # pylint: disable=g-import-not-at-top
   from tfc_lic import finetuning  # pylint: disable=g-import-not-at-top
   from tfc_lic import training  # pylint: disable=g-import-not-at-top
-  delta_indexes = {q: int(j) for q, _, j in (
-      d.partition("=") for d in FLAGS.delta_indexes)}
+  if not FLAGS.weights or not FLAGS.image_sets:
+    sys.exit("error: --what=synthesis needs --weights and --image_sets")
+  try:
+    delta_indexes = {q: int(j) for q, _, j in (
+        d.partition("=") for d in FLAGS.delta_indexes)}
+  except ValueError:
+    sys.exit("error: --delta_indexes must be quantizer=integer pairs, not "
+             f"{','.join(FLAGS.delta_indexes)!r}")
   rows = []
   for path in FLAGS.weights:
     config = training.config_of(path)
