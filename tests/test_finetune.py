@@ -159,4 +159,6 @@ def test_synthesis_benchmark_measures_what_the_codec_decodes(run_dirs, runs,
                   (stage1, stage1.synthesis_transform))]
       measured = rows[quantizer]["mse"][rate]
       assert measured == pytest.approx(mses[0], rel=1e-4), (quantizer, rate)
-      assert measured != pytest.approx(mses[1], rel=1e-3), (quantizer, rate)
+      # Six tiny steps may move an MSE by only 0.05 %: closer to stage 2's.
+      assert abs(measured - mses[0]) < abs(measured - mses[1]), (quantizer,
+                                                                 rate)
