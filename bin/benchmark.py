@@ -363,17 +363,14 @@ def synthesis():
   """MSE and PSNR per rate of each stage-2 synthesis of --weights on each of
   --image_sets, on the codec's quantized latents, in float32."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfc_lic import cli  # pylint: disable=g-import-not-at-top
   from tfc_lic import data  # pylint: disable=g-import-not-at-top
   from tfc_lic import finetuning  # pylint: disable=g-import-not-at-top
   from tfc_lic import training  # pylint: disable=g-import-not-at-top
   if not FLAGS.weights or not FLAGS.image_sets:
     sys.exit("error: --what=synthesis needs --weights and --image_sets")
-  try:
-    delta_indexes = {q: int(j) for q, _, j in (
-        d.partition("=") for d in FLAGS.delta_indexes)}
-  except ValueError:
-    sys.exit("error: --delta_indexes must be quantizer=integer pairs, not "
-             f"{','.join(FLAGS.delta_indexes)!r}")
+  with cli.one_line_errors():
+    delta_indexes = cli.per_quantizer("delta_indexes", int)
   rows = []
   for path in FLAGS.weights:
     config = training.config_of(path)

@@ -54,26 +54,12 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
 flags.mark_flags_as_mutual_exclusive(["run", "saved_model"], required=True)
 
 
-def _per_quantizer(flag, parse):
-  """{quantizer: value} from a list flag of 'name=value' items."""
-  values = {}
-  for item in FLAGS[flag].value:
-    name, _, value = item.partition("=")
-    codec_lib.quantizer_id(name)
-    try:
-      values[name] = parse(value)
-    except ValueError:
-      raise ValueError(
-          f"--{flag}: expected quantizer=value, got {item!r}") from None
-  return values
-
-
 def main(argv):
   del argv
   with cli.one_line_errors():
-    delta_indexes = _per_quantizer("delta_indexes", int)
-    refine_lambda_scales = _per_quantizer("refine_lambda_scales", float)
-    refine_learning_rates = _per_quantizer("refine_learning_rates", float)
+    delta_indexes = cli.per_quantizer("delta_indexes", int)
+    refine_lambda_scales = cli.per_quantizer("refine_lambda_scales", float)
+    refine_learning_rates = cli.per_quantizer("refine_learning_rates", float)
     if FLAGS.saved_model:
       if FLAGS.compact_dir:
         raise ValueError("--compact_dir needs --run (a run's history)")

@@ -47,8 +47,7 @@ def main(argv):
     train_dir = os.path.expanduser(FLAGS.train_dir)
     for q in FLAGS.quantizers:
       codec_lib.quantizer_id(q)
-    delta_indexes = {k: int(v) for k, v in (
-        d.split("=") for d in FLAGS.delta_indexes)}
+    delta_indexes = cli.per_quantizer("delta_indexes", int)
     stage1 = training.load_config(os.path.join(run, "config.json"))
     # The syntheses train in --precision; the frozen encoder computes in
     # float32, as the codec does, so they train on the codec's own latents.

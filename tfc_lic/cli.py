@@ -8,6 +8,7 @@ import sys
 from absl import flags
 import tensorflow as tf
 
+from tfc_lic import codec
 from tfc_lic import distribute
 from tfc_lic import image_io
 from tfc_lic import precision
@@ -25,6 +26,20 @@ def model_path(model):
   if os.path.exists(candidate):
     return candidate
   raise FileNotFoundError(f"no model at {model} (nor in {ZOO_DIR})")
+
+
+def per_quantizer(flag, parse):
+  """{quantizer: value} from a list flag of 'name=value' items."""
+  values = {}
+  for item in flags.FLAGS[flag].value:
+    name, _, value = item.partition("=")
+    codec.quantizer_id(name)
+    try:
+      values[name] = parse(value)
+    except ValueError:
+      raise ValueError(
+          f"--{flag}: expected quantizer=value, got {item!r}") from None
+  return values
 
 
 def check_output(path, overwrite):
