@@ -15,9 +15,9 @@ install: $(VENV)/.installed
 
 demo: install
 	@mkdir -p build
-	$(PYTHON) bin/compress.py --input=testdata/kodim23.png \
+	$(VENV)/bin/tfc-lic-compress --input=testdata/kodim23.png \
 	    --output=build/kodim23.tlic --overwrite --metrics
-	$(PYTHON) bin/decompress.py --input=build/kodim23.tlic \
+	$(VENV)/bin/tfc-lic-decompress --input=build/kodim23.tlic \
 	    --output=build/kodim23.png --overwrite --reference=testdata/kodim23.png
 
 # One worker per core (tests spend much of their time in one thread: imports,
@@ -35,11 +35,9 @@ benchmark: install
 # stage-1 float16 weights + history to checkpoints/ (what training continues
 # from) and the stage-2 SavedModels (full + core) to saved_models/.
 RUNS ?= $(HOME)/runs
-# The export's quantizer settings, tuned on held-out BSDS500 val (README:
-# Model zoo).
-QUANTIZER_FLAGS ?= --tcq_lambda=0.08 --delta_indexes=usq=4,tcq4=4,tcq8=4 \
-    --refine_lambda_scales=usq=0.5,tcq4=0.5,tcq8=0.5 \
-    --refine_learning_rates=usq=0.005,tcq4=0.01,tcq8=0.01
+# The export's quantizer settings are the library's (tfc_lic/settings.py);
+# QUANTIZER_FLAGS="--tcq_lambda=..." overrides them for an experiment.
+QUANTIZER_FLAGS ?=
 .PHONY: zoo-mbt2018-mean-vr train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
     milestone-mbt2018-mean-vr export-mbt2018-mean-vr evaluate-mbt2018-mean-vr
 zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
@@ -48,29 +46,29 @@ zoo-mbt2018-mean-vr: train-mbt2018-mean-vr finetune-mbt2018-mean-vr \
 # into a milestone (how v3 ended); without it the run follows the config.
 STAGE1_FLAGS ?=
 train-mbt2018-mean-vr: install
-	$(PYTHON) bin/train.py --flagfile=configs/mbt2018-mean-vr.cfg \
+	$(VENV)/bin/tfc-lic-train --flagfile=configs/mbt2018-mean-vr.cfg \
 	    --train_dir=$(RUNS)/mbt2018-mean-vr \
 	    --continue_from=checkpoints/mbt2018-mean-vr-stage1 $(STAGE1_FLAGS)
 # Commit-sized stage-1 weights + history of the run, ahead of the zoo: where
 # training continues on a machine without the run directory.
 milestone-mbt2018-mean-vr: install
-	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr \
+	$(VENV)/bin/tfc-lic-export --run=$(RUNS)/mbt2018-mean-vr \
 	    --compact_dir=checkpoints/mbt2018-mean-vr-stage1
 finetune-mbt2018-mean-vr: install  # redone from scratch on the current stage 1
 	rm -rf $(RUNS)/mbt2018-mean-vr-stage2
-	$(PYTHON) bin/finetune.py --flagfile=configs/mbt2018-mean-vr-stage2.cfg \
+	$(VENV)/bin/tfc-lic-finetune --flagfile=configs/mbt2018-mean-vr-stage2.cfg \
 	    --run=$(RUNS)/mbt2018-mean-vr --train_dir=$(RUNS)/mbt2018-mean-vr-stage2
 export-mbt2018-mean-vr: install milestone-mbt2018-mean-vr
-	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr \
+	$(VENV)/bin/tfc-lic-export --run=$(RUNS)/mbt2018-mean-vr \
 	    --compact_dir=checkpoints/mbt2018-mean-vr
 	cp $(RUNS)/mbt2018-mean-vr-stage2/history.jsonl \
 	    checkpoints/mbt2018-mean-vr/stage2-history.jsonl
-	$(PYTHON) bin/export.py --run=$(RUNS)/mbt2018-mean-vr-stage2 \
-	    --name=mbt2018-mean-vr --version=$(VERSION) --default_quantizer=usq \
+	$(VENV)/bin/tfc-lic-export --run=$(RUNS)/mbt2018-mean-vr-stage2 \
+	    --name=mbt2018-mean-vr --version=$(VERSION) \
 	    $(QUANTIZER_FLAGS)
 
 # Kodak RD of export $(VERSION), added to the previous export's results
-# (README: Kodak RD of the zoo): USQ and TCQ-8, then TCQ-8 and USQ with 30
+# (docs/results.md): USQ and TCQ-8, then TCQ-8 and USQ with 30
 # refinement steps, each run extending the saved one before it, into
 # results/kodak-v$(VERSION). The export is evaluated under the alias
 # mbt2018-mean-vr-v$(VERSION) (removed afterwards) so that its curves keep
@@ -78,7 +76,7 @@ export-mbt2018-mean-vr: install milestone-mbt2018-mean-vr
 KODAK ?= ../shared/data/kodak
 PREVIOUS ?= $(shell echo $$(($(VERSION) - 1)))
 ALIAS = mbt2018-mean-vr-v$(VERSION)
-EVALUATE = $(PYTHON) bin/evaluate.py --images=$(KODAK) \
+EVALUATE = $(VENV)/bin/tfc-lic-evaluate --images=$(KODAK) \
     --reference=results/reference/kodak.json --overwrite
 evaluate-mbt2018-mean-vr: install
 	ln -sfn mbt2018-mean-vr saved_models/$(ALIAS) && \

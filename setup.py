@@ -4,7 +4,7 @@ import setuptools
 
 setuptools.setup(
     name="tfc-lic",
-    version="0.1.0",
+    version="0.18.1",
     description="Learned image codec (hyperprior, USQ/TCQ, stage-2 "
                 "synthesis finetuning) on tensorflow-compression",
     packages=setuptools.find_packages(include=["tfc_lic", "tfc_lic.*"]),
@@ -24,9 +24,15 @@ setuptools.setup(
         "numpy<2",
         "absl-py",
         "Pillow",
+        "tqdm",
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist"],
-        "eval": ["pillow-heif", "matplotlib", "tqdm"],
+        # Plots (evaluation, benchmarks) and HEIF as a reference codec.
+        "eval": ["pillow-heif", "matplotlib"],
     },
+    entry_points={"console_scripts": [
+        f"tfc-lic-{name.replace('_', '-')} = tfc_lic.cli.{name}:run"
+        for name in ("compress", "decompress", "train", "finetune", "export",
+                     "evaluate", "tune_tcq", "benchmark")]},
 )

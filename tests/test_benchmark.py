@@ -1,6 +1,7 @@
-"""bin/benchmark.py: the learning-curve fit recovers a known curve, and a
-missing history is a one-line error; generalization runs in either
-precision."""
+"""tfc-lic-benchmark and its tools (tfc_lic.benchmarks): a worker runs in a
+fresh process with its environment, a training variant is timed and trained,
+the learning-curve fit recovers a known curve and a bad history is a
+one-line error; generalization runs in either precision."""
 
 import json
 import os
@@ -10,17 +11,37 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, TINY_CONFIG
+from tests.conftest import REPO, TESTDATA, TINY_CONFIG
 from tfc_lic import precision
 from tfc_lic import training
-
-BENCHMARK = os.path.join(os.path.dirname(__file__), "..", "bin",
-                         "benchmark.py")
+from tfc_lic.benchmarks import harness
+from tfc_lic.benchmarks import learning_curve
+from tfc_lic.benchmarks import training_speed
 
 
 def _run(*args):
-  return subprocess.run([sys.executable, BENCHMARK, *args],
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+      [sys.executable, "-m", "tfc_lic.cli.benchmark", *args], cwd=REPO,
+      capture_output=True, text=True, timeout=300)
+
+
+def test_a_worker_runs_in_a_fresh_process_with_its_environment():
+  assert harness.run_worker(os.getenv, env={"TFC_LIC_BENCHMARK": "set"},
+                            key="TFC_LIC_BENCHMARK") == "set"
+  with pytest.raises(RuntimeError,
+                     match=r"(?s)worker loads\(.*JSONDecodeError"):
+    harness.run_worker(json.loads, s="{")
+
+
+def test_a_training_variant_is_timed_and_trained():
+  variant = dict(name="tiny", precision="float32", proxy="mixed", patch=64,
+                 batch=2, num_filters=16, latent_channels=24, train_steps=2)
+  row = training_speed.measure(variant, f"{TESTDATA}/kodim23.png",
+                               warmup_steps=1, steps=2)
+  assert row["name"] == "tiny" and row["seconds_per_step"] > 0
+  assert row["megapixels_per_second"] == pytest.approx(
+      64 * 64 * 2 / row["seconds_per_step"] / 1e6)
+  assert np.isfinite(row["final_loss"])
 
 
 def test_learning_curve_recovers_the_floor_and_projects(tmp_path):
@@ -33,10 +54,7 @@ def test_learning_curve_recovers_the_floor_and_projects(tmp_path):
       f.write(json.dumps(dict(kind="validation", step=step, loss=9.)) + "\n")
       f.write(json.dumps(dict(kind="validation_average", step=step,
                               loss=curve(step))) + "\n")
-  result = _run("--what=learning_curve", f"--history={history}",
-                "--fit_from=20000", "--project_to=100000,1000000",
-                f"--output_dir={tmp_path}")
-  assert result.returncode == 0, result.stderr[-2000:]
+  learning_curve.run(str(tmp_path), str(history), 20000, [100000, 1000000])
   with open(tmp_path / "learning_curve.json") as f:
     out = json.load(f)
   np.testing.assert_allclose(
@@ -75,7 +93,7 @@ def test_generalization_in_either_precision(tmp_path, tiny_model):
   for name in ("float32", "bfloat16"):
     output_dir = tmp_path / name
     result = _run("--what=generalization", f"--weights={tmp_path}",
-                  f"--image_sets=one={REPO}/testdata/kodim23.png",
+                  f"--image_sets=one={TESTDATA}/kodim23.png",
                   f"--eval_precision={name}", f"--output_dir={output_dir}")
     if name == "bfloat16" and not precision.has_fast_bfloat16():
       assert result.returncode == 1

@@ -130,8 +130,8 @@ def test_synthesis_benchmark_measures_what_the_codec_decodes(run_dirs, runs,
   one-line error."""
   stage1_dir, stage2_dir = run_dirs
   images = f"{REPO}/testdata/kodim23.png"
-  args = ["bin/benchmark.py", "--what=synthesis", f"--image_sets=one={images}",
-          "--delta_indexes=usq=0,tcq8=-4"]
+  args = ["-m", "tfc_lic.cli.benchmark", "--what=synthesis",
+          f"--image_sets=one={images}", "--delta_indexes=usq=0,tcq8=-4"]
   result = _run(*args, f"--weights={stage1_dir}",
                 f"--output_dir={tmp_path / 'stage1'}", check=False)
   assert result.returncode == 1
@@ -143,6 +143,7 @@ def test_synthesis_benchmark_measures_what_the_codec_decodes(run_dirs, runs,
   with open(tmp_path / "synthesis.json") as f:
     rows = {row["quantizer"]: row for row in json.load(f)["rows"]}
   assert os.path.getsize(tmp_path / "synthesis.png") > 0
+  assert [rows[q]["delta_index"] for q in ("usq", "tcq8")] == [0, -4]
   stage1, stage2 = runs
   codec = codec_lib.ImageCodec(stage2, tcq_lambda=0.08)
   (crop,) = next(iter(data.crops(images, 256, 8, training=False)))

@@ -14,8 +14,9 @@ from tests.conftest import REPO, TINY_CONFIG, smooth_image
 from tfc_lic import client as client_lib
 from tfc_lic import codec as codec_lib
 from tfc_lic import export
-from tfc_lic import refinement
+from tfc_lic import settings
 from tfc_lic import training
+from tfc_lic import zoo
 
 CORE_ONLY = """
 import sys, numpy as np, tensorflow as tf
@@ -62,9 +63,9 @@ def test_protobuf_parses_saved_models_in_c():
   assert api_implementation.Type() in ("upb", "cpp"), api_implementation.Type()
 
 
-# The test export's refinement settings (each unlike the default).
-REFINEMENT = dict(refine_lambda_scales={"tcq8": .5},
-                  refine_learning_rates={"usq": .01})
+# The test export's refinement settings (each unlike the shipped one).
+REFINEMENT = dict(refine_lambda_scales={"tcq8": .25},
+                  refine_learning_rates={"usq": .02})
 
 
 @pytest.fixture(scope="module")
@@ -160,12 +161,14 @@ def test_version_folders_follow_the_umask(exported):
 
 
 def test_metadata_lists_every_quantizers_settings(exported):
-  info = export.load(exported[0]).info
-  assert info["delta_indexes"] == {"usq": 0, "tcq4": 0, "tcq8": -2}
-  assert info["refine_lambda_scales"] == {"usq": 1., "tcq4": 1., "tcq8": .5}
-  assert info["refine_learning_rates"] == {
-      "usq": .01, "tcq4": refinement.LEARNING_RATE,
-      "tcq8": refinement.LEARNING_RATE}
+  info = zoo.load(exported[0]).info
+  """Those the export names, and the shipped ones for the others."""
+  assert info["delta_indexes"] == dict(settings.DELTA_INDEXES, tcq8=-2)
+  assert info["refine_lambda_scales"] == dict(settings.REFINE_LAMBDA_SCALES,
+                                              tcq8=.25)
+  assert info["refine_learning_rates"] == dict(settings.REFINE_LEARNING_RATES,
+                                               usq=.02)
+  assert info["tcq_lambda"] == settings.TCQ_LAMBDA
 
 
 @pytest.mark.parametrize("flag, error", [
@@ -192,15 +195,16 @@ def test_export_binary_refuses_bad_quantizer_settings(exported, tmp_path, flag,
 
 
 def test_saved_model_gives_back_the_exported_model(exported, tiny_model):
-  """model_from_saved_model restores the exported (float16) weights and the
+  """zoo.load_trained restores the exported (float16) weights and the
   config it computes with, so that exporting it again keeps the model id
   (streams decode)."""
-  model, config = export.model_from_saved_model(exported[0])
+  model, config, weights = zoo.load_trained(exported[0])
+  assert weights == os.path.join("tiny", "1")
   assert config == dict(TINY_CONFIG, precision="float32")
   for restored, source in zip(model.variables, tiny_model.variables):
     np.testing.assert_array_equal(
         restored.numpy(), source.numpy().astype(np.float16).astype(np.float32))
-  assert int(codec_lib.encoder_fingerprint(model)) == export.load(
+  assert int(codec_lib.encoder_fingerprint(model)) == zoo.load(
       exported[0]).info["model_id"]
 
 
@@ -220,13 +224,16 @@ def test_rdft_up_kernel_model_exports_and_comes_back(tmp_path):
     target.assign(source.numpy().astype(np.float16).astype(np.float32))
   codec = codec_lib.ImageCodec(rounded)
   image = smooth_image(48, 80, seed=5)
-  loaded = export.load(full)
+  loaded = zoo.load(full)
   stream = loaded.signatures["compress"](image=tf.constant(image))["stream"]
-  expected = codec.compress(image, 0, float(rounded.num_rates - 1), 0)
+  default = settings.DEFAULT_QUANTIZER  # what `compress` runs
+  expected = codec.compress(image, codec_lib.quantizer_id(default),
+                            float(rounded.num_rates - 1),
+                            settings.DELTA_INDEXES[default])
   assert stream.numpy() == expected.numpy()
   decoded = loaded.signatures["decompress"](stream=stream)["image"]
   np.testing.assert_array_equal(decoded, codec.decompress(expected))
-  restored, restored_config = export.model_from_saved_model(full)
+  restored, restored_config, _ = zoo.load_trained(full)
   assert restored_config["up_kernel"] == "rdft"
   for a, b in zip(restored.variables, rounded.variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())

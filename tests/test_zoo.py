@@ -1,7 +1,6 @@
 """The shipped model zoo: SavedModels load in plain TF processes and round-trip
 images bit-exactly; coded sizes match the entropy model; PSNR as measured."""
 
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from tfc_lic import codec as codec_lib
 from tfc_lic import export
 from tfc_lic import image_io
 from tfc_lic import refinement
-from tfc_lic import training
+from tfc_lic import zoo
 
 ZOO = os.path.join(REPO, "saved_models")
 CHECKPOINTS = os.path.join(REPO, "checkpoints")
@@ -54,7 +53,7 @@ assert "tfc_lic" not in sys.modules
 @pytest.mark.parametrize("name", MODELS)
 def test_saved_model_round_trip_without_tfc_lic(name):
   """Loads with only tensorflow + tensorflow_compression, in a subprocess."""
-  path = export.resolve(os.path.join(ZOO, name))
+  path = zoo.resolve(os.path.join(ZOO, name))
   result = subprocess.run(
       [sys.executable, "-c", ROUND_TRIP, path,
        os.path.join(TESTDATA, "kodim23.png")],
@@ -68,15 +67,15 @@ def test_saved_model_round_trip_without_tfc_lic(name):
 def test_core_saved_model_runs_without_tfc(name):
   """The -core SavedModel holds core ops only: stock TF Serving can load it."""
   core = os.path.join(ZOO, name + export.CORE_SUFFIX)
-  assert os.path.isdir(core), f"{core} missing (bin/export.py writes it)"
-  run_without_tfc(export.resolve(core))
+  assert os.path.isdir(core), f"{core} missing (tfc-lic-export writes it)"
+  run_without_tfc(zoo.resolve(core))
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_client_with_core_model_writes_the_full_models_streams(name, kodim23):
-  full = export.load(os.path.join(ZOO, name))
+  full = zoo.load(os.path.join(ZOO, name))
   client = client_lib.Client(client_lib.saved_model_transport(
-      export.resolve(os.path.join(ZOO, name + export.CORE_SUFFIX))))
+      zoo.resolve(os.path.join(ZOO, name + export.CORE_SUFFIX))))
   for quantizer in ("usq", "tcq8"):
     stream = client.compress(kodim23, quantizer, rate=1.)
     expected = full.signatures["compress_with_options"](
@@ -94,14 +93,8 @@ def test_client_with_core_model_writes_the_full_models_streams(name, kodim23):
 def shipped(request):
   """Keras model from the committed compact weights, its codec, the codec's
   traced encode and the SavedModel's metadata."""
-  directory = os.path.join(CHECKPOINTS, request.param)
-  config = training.load_config(os.path.join(directory, "config.json"))
-  model = training.model_from_config(dict(config, precision="float32"))
-  training.load_weights(model, os.path.join(directory,
-                                            training.COMPACT_WEIGHTS))
-  path = export.resolve(os.path.join(ZOO, request.param))
-  with open(os.path.join(path, "assets", export.METADATA_FILE)) as f:
-    info = json.load(f)
+  model, _, _ = zoo.load_trained(os.path.join(CHECKPOINTS, request.param))
+  info = zoo.metadata(zoo.find(request.param))
   codec = codec_lib.ImageCodec(
       model, tcq_lambda=info["tcq_lambda"],
       refine_lambda_scales=info["refine_lambda_scales"],
@@ -171,7 +164,7 @@ def _encode_then_decode(name, images, rate, tmp_path, encoder, decoders):
   """Encodes in one process, decodes in others; each process is a dict of
   environment changes (and "threads"). Returns, per decoder label, a list of
   (image decoded by the encoder, image decoded by that decoder)."""
-  path = export.resolve(os.path.join(ZOO, name))
+  path = zoo.resolve(os.path.join(ZOO, name))
   for mode, settings in (("encode", encoder), *decoders.items()):
     settings = dict(settings)
     threads = settings.pop("threads", 0)
@@ -222,7 +215,7 @@ EXPECTED = {"mbt2018-mean-vr": (0.3648, 37.02)}
 @pytest.mark.parametrize("name", MODELS)
 def test_default_compress_matches_measured_rd(name, kodim23):
   from tfc_lic import metrics  # pylint: disable=g-import-not-at-top
-  model = export.load(os.path.join(ZOO, name))
+  model = zoo.load(os.path.join(ZOO, name))
   stream = model.signatures["compress"](image=tf.constant(kodim23))["stream"]
   image = model.signatures["decompress"](stream=stream)["image"].numpy()
   bpp = metrics.bpp(len(stream.numpy()), *kodim23.shape[:2])
@@ -300,7 +293,7 @@ def test_compress_binary_refines_on_request(tmp_path, kodim23):
   assert result.returncode == 0, result.stderr
   assert "5 refinement steps" in result.stdout
   stream = (tmp_path / "crop.tlic").read_bytes()
-  decoded = export.load(os.path.join(ZOO, MODELS[0])).signatures[
+  decoded = zoo.load(os.path.join(ZOO, MODELS[0])).signatures[
       "decompress"](stream=tf.constant(stream))["image"].numpy()
   assert decoded.shape == (128, 160, 3)
 
@@ -311,8 +304,8 @@ def test_saved_model_refines_as_the_library(name, kodim23):
   settings (λ scales, learning rates): its streams are those of a library
   codec built from its weights and metadata (and differ from those of λ
   unscaled)."""
-  model, _ = export.model_from_saved_model(os.path.join(ZOO, name))
-  saved_model = export.load(os.path.join(ZOO, name))
+  model, _, _ = zoo.load_trained(os.path.join(ZOO, name))
+  saved_model = zoo.load(os.path.join(ZOO, name))
   info = saved_model.info
   crop = kodim23[128:384, 256:512]
   for quantizer in ("usq", "tcq8"):
@@ -323,7 +316,8 @@ def test_saved_model_refines_as_the_library(name, kodim23):
             ("image", "quantizer", "rate", "delta_index", "refine_steps"),
             (crop, *options))})["stream"].numpy()
     streams = []
-    for scales in (info["refine_lambda_scales"], None):
+    for scales in (info["refine_lambda_scales"],
+                   {q: 1. for q in codec_lib.QUANTIZERS}):
       codec = codec_lib.ImageCodec(
           model, tcq_lambda=info["tcq_lambda"], refine_lambda_scales=scales,
           refine_learning_rates=info["refine_learning_rates"])

@@ -24,6 +24,7 @@ from tfc_lic import container
 from tfc_lic import entropy_tables
 from tfc_lic import latent_codecs
 from tfc_lic import refinement
+from tfc_lic import settings
 from tfc_lic.latent_codecs import usq
 
 QUANTIZERS = tuple(latent_codecs.QUANTIZER_IDS)
@@ -67,15 +68,15 @@ def quantizer_id(name):
   return latent_codecs.QUANTIZER_IDS[name]
 
 
-def _per_quantizer(values, default, what):
-  """[value of each of QUANTIZERS] from {quantizer: value}, `default` for
-  those not named; every value must be positive."""
+def _per_quantizer(values, defaults, what):
+  """[value of each of QUANTIZERS] from {quantizer: value}, `defaults`'
+  for those not named; every value must be positive."""
   values = dict(values or {})
   for quantizer, value in values.items():
     quantizer_id(quantizer)
     if not value > 0:
       raise ValueError(f"{what} for {quantizer} must be positive, not {value}")
-  return [float(values.get(q, default)) for q in QUANTIZERS]
+  return [float(values.get(q, defaults[q])) for q in QUANTIZERS]
 
 
 def latent_shape(height, width):
@@ -265,12 +266,12 @@ class EntropyCoder(tf.Module):
 class ImageCodec(tf.Module):
   """Compresses RGB images with a trained hyperprior model."""
 
-  def __init__(self, model, tcq_lambda=None, refine_lambda_scales=None,
-               refine_learning_rates=None, name="image_codec"):
+  def __init__(self, model, tcq_lambda=settings.TCQ_LAMBDA,
+               refine_lambda_scales=None, refine_learning_rates=None,
+               name="image_codec"):
     """`refine_lambda_scales` maps quantizers to the factor c on λ with which
-    they refine latents (refinement.refine; 1 for those not named),
-    `refine_learning_rates` to Adam's first step (refinement.LEARNING_RATE
-    for those not named)."""
+    they refine latents (refinement.refine), `refine_learning_rates` to
+    Adam's first step; the shipped settings for those not named."""
     super().__init__(name=name)
     side_model = model.side_entropy_model(compression=True)
     self.tables = entropy_tables.EntropyTables.build(
@@ -278,9 +279,10 @@ class ImageCodec(tf.Module):
     self.latent_codecs = [latent_codecs.create(q, self.tables, tcq_lambda)
                           for q in QUANTIZERS]
     self.refine_lambda_scales = _per_quantizer(
-        refine_lambda_scales, 1., "refinement's λ scale")
+        refine_lambda_scales, settings.REFINE_LAMBDA_SCALES,
+        "refinement's λ scale")
     self.refine_learning_rates = _per_quantizer(
-        refine_learning_rates, refinement.LEARNING_RATE,
+        refine_learning_rates, settings.REFINE_LEARNING_RATES,
         "refinement's learning rate")
     self.transforms = Transforms(model, side_model, self.latent_codecs,
                                  self.refine_lambda_scales,

@@ -23,7 +23,7 @@ from scipy import special
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tfc_lic import models
+from tfc_lic import scale_grid
 
 QUANTIZERS = ("usq", "q0", "q1")
 PRECISION = 16
@@ -99,7 +99,7 @@ class EntropyTables(tf.Module):
   @classmethod
   def build(cls, num_scales, scale_min):
     """The tables of every quantizer on the model's octave scale grid."""
-    scales = models.scale_fn(scale_min)(
+    scales = scale_grid.scale_fn(scale_min)(
         np.arange(num_scales, dtype=np.float64)).numpy()
     built = [build_lookup(q, scales) for q in QUANTIZERS]
     length = max(l.shape[1] for l, _ in built)

@@ -15,14 +15,13 @@ import platform
 import sys
 import tempfile
 
-from matplotlib import figure
-from matplotlib.backends import backend_agg
 import numpy as np
 from PIL import Image
 import tqdm
 
 from tfc_lic import bd_rate
 from tfc_lic import metrics
+from tfc_lic import plotting
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _MARKERS = ("o", "s", "^", "D")  # One per ten curves of a plot.
@@ -171,8 +170,7 @@ def rd_plot(curves, path, title, reference_curves=None, max_bpp=None):
   lines = [(style, name, points)
            for style, group in (("-", curves), ("--", reference_curves or {}))
            for name, points in group.items()]
-  fig = figure.Figure(figsize=(10, 6))
-  backend_agg.FigureCanvasAgg(fig)
+  fig = plotting.new_figure(10, 6)
   axes = fig.add_subplot()
   shown = []
   for i, (style, name, points) in enumerate(lines):

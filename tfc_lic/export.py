@@ -8,13 +8,11 @@
   decompress(stream)                                -> image
   metadata()                                        -> model id, λs, ...
 These use tfc's range-coding ops: import tensorflow_compression before
-tf.saved_model.load. Beside it, <base>/<name>-core/<version>/ holds only core
-TF ops, for stock TF Serving (analyze, analyze_refined, hyper_decode,
-synthesize, describe; tfc_lic.client does the entropy coding). `load` finds
-the newest version of a model directory. `export_model` exports a trained
+tf.saved_model.load (tfc_lic.zoo.load does). Beside it,
+<base>/<name>-core/<version>/ holds only core TF ops, for stock TF Serving
+(analyze, analyze_refined, hyper_decode, synthesize, describe;
+tfc_lic.client does the entropy coding). `export_model` exports a trained
 model with its weights stored as float16: half the size, same outputs.
-`model_from_saved_model` rebuilds the trained model from a SavedModel, so
-that a shipped model can be exported again with a newer codec graph.
 """
 
 import contextlib
@@ -28,6 +26,7 @@ import tensorflow as tf
 
 from tfc_lic import codec as codec_lib
 from tfc_lic import container
+from tfc_lic import settings
 from tfc_lic import training
 
 METADATA_FILE = "metadata.json"
@@ -166,8 +165,7 @@ class TransformsModule(tf.Module):
 
 def _metadata(codec, metadata, default_quantizer, default_rate,
               delta_indexes):
-  delta_indexes = dict({q: 0 for q in codec_lib.QUANTIZERS},
-                       **(delta_indexes or {}))
+  delta_indexes = dict(settings.DELTA_INDEXES, **(delta_indexes or {}))
   if default_rate is None:
     default_rate = codec.model.num_rates - 1
   return dict(
@@ -216,8 +214,8 @@ CORE_SUFFIX = "-core"
 
 
 def export_codec(codec, base_dir, name, version, metadata,
-                 default_quantizer="usq", default_rate=None,
-                 delta_indexes=None, overwrite=False):
+                 default_quantizer=settings.DEFAULT_QUANTIZER,
+                 default_rate=None, delta_indexes=None, overwrite=False):
   """Writes both SavedModels; returns their paths (full, core-op).
 
   base_dir/name/version holds compress/decompress (tfc ops);
@@ -251,12 +249,12 @@ def export_codec(codec, base_dir, name, version, metadata,
 
 
 def export_model(model, config, base_dir, name, version, metadata,
-                 tcq_lambda=None, refine_lambda_scales=None,
+                 tcq_lambda=settings.TCQ_LAMBDA, refine_lambda_scales=None,
                  refine_learning_rates=None, **kwargs):
   """export_codec for a trained model, its weights stored as float16.
 
   `config` is the model's (training.model_from_config); the metadata keeps
-  it as the export computes it, in float32, for model_from_saved_model.
+  it as the export computes it, in float32, for zoo.load_trained.
   Weights are rounded to float16 as checkpoints/ keeps them
   (training.save_compact_weights), so both have the same model id; outputs
   equal a float32 model holding the rounded weights. Returns the paths (full,
@@ -273,42 +271,3 @@ def export_model(model, config, base_dir, name, version, metadata,
                                  refine_learning_rates=refine_learning_rates)
     return export_codec(codec, base_dir, name, version,
                         dict(metadata, config=config), **kwargs)
-
-
-def resolve(model_dir):
-  """A version directory: `model_dir` itself, or its highest version."""
-  if os.path.exists(os.path.join(model_dir, "saved_model.pb")):
-    return model_dir
-  versions = [d for d in os.listdir(model_dir) if d.isdigit()] if (
-      os.path.isdir(model_dir)) else []
-  if not versions:
-    raise FileNotFoundError(f"no SavedModel at {model_dir}")
-  return os.path.join(model_dir, max(versions, key=int))
-
-
-def load(model_dir):
-  """Loads a codec SavedModel (imports tensorflow_compression for its ops)."""
-  import tensorflow_compression  # pylint: disable=g-import-not-at-top,unused-import
-  path = resolve(model_dir)
-  loaded = tf.saved_model.load(path)
-  with open(os.path.join(path, "assets", METADATA_FILE)) as f:
-    loaded.info = json.load(f)
-  return loaded
-
-
-def model_from_saved_model(model_dir):
-  """(model, config) of a codec SavedModel: the Keras model it was exported
-  from, config from its metadata and weights from its variables."""
-  path = resolve(model_dir)
-  with open(os.path.join(path, "assets", METADATA_FILE)) as f:
-    config = json.load(f)["config"]
-  model = training.model_from_config(dict(config, precision="float32"))
-  reader = tf.train.load_checkpoint(os.path.join(path, "variables",
-                                                 "variables"))
-  for i, variable in enumerate(model.variables):
-    value = reader.get_tensor(
-        f"codec/transforms/model_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE")
-    if value.shape != tuple(variable.shape):
-      raise ValueError(f"{path} does not fit its own config ({config})")
-    variable.assign(value.astype(variable.dtype.as_numpy_dtype))
-  return model, config

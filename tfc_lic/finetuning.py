@@ -12,6 +12,7 @@ unchanged: the codec just picks the synthesis named by the stream.
 import tensorflow as tf
 
 from tfc_lic import codec as codec_lib
+from tfc_lic import settings
 
 
 def copy_synthesis(model, quantizer):
@@ -30,13 +31,14 @@ class SynthesisFinetuner(tf.keras.Model):
   is weighted by that rate's λ, as in stage 1.
   """
 
-  def __init__(self, model, tcq_lambda=None, delta_indexes=None, **kwargs):
+  def __init__(self, model, tcq_lambda=settings.TCQ_LAMBDA, delta_indexes=None,
+               **kwargs):
     super().__init__(**kwargs)
     self.model = model
     self.codec = codec_lib.ImageCodec(model, tcq_lambda=tcq_lambda)
     self.quantizers = list(model.finetuned_quantizers)
-    delta_indexes = delta_indexes or {}
-    self.delta_indexes = [int(delta_indexes.get(q, 0)) for q in self.quantizers]
+    delta_indexes = dict(settings.DELTA_INDEXES, **(delta_indexes or {}))
+    self.delta_indexes = [int(delta_indexes[q]) for q in self.quantizers]
     self.mse_metric = tf.keras.metrics.Mean(name="mse")
     self.psnr_metric = tf.keras.metrics.Mean(name="psnr")
     self.loss_metric = tf.keras.metrics.Mean(name="loss")

@@ -10,9 +10,8 @@ quantizer.
 
 import tensorflow as tf
 
-from tfc_lic import cli
-from tfc_lic import export
 from tfc_lic import latent_codecs
+from tfc_lic import zoo
 
 _LOADED = {}
 
@@ -39,9 +38,9 @@ class LearnedCodec:
     if refine and not (refine.startswith("refine") and steps.isdigit()):
       raise ValueError(f"{name}: expected <model>:<quantizer>+refine<steps>")
     self.refine_steps = int(steps) if refine else None
-    path = cli.model_path(model)
+    path = zoo.find(model)
     if path not in _LOADED:
-      _LOADED[path] = export.load(path)
+      _LOADED[path] = zoo.load(path)
     self.saved_model = _LOADED[path]
     self.name = name
     self.quantizer = quantizer

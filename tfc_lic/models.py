@@ -20,21 +20,8 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tfc_lic import coding_passes
+from tfc_lic import scale_grid
 from tfc_lic import transforms
-
-SCALES_PER_OCTAVE = 8
-
-
-def scale_fn(scale_min):
-  """Maps scale index i to a Gaussian scale: scale_min * 2**(i / 8).
-
-  Octave-aligned so that a quantizer step of 2**(k/8) is a shift of the index
-  by k, letting one set of coding tables serve every step size.
-  """
-  log_min = math.log(scale_min)
-  factor = math.log(2.) / SCALES_PER_OCTAVE
-  return lambda i: tf.math.exp(log_min + factor * i)
-
 
 def median_offset(prior, bound=1024., points=64, rounds=4):
   """z's quantization offset under a NoisyDeepFactorized prior: the median of
@@ -189,7 +176,7 @@ class HyperpriorModel(tf.keras.Model):
   def entropy_model(self, compression=False):
     """Gaussian conditional on y (noise proxy when training)."""
     return tfc.LocationScaleIndexedEntropyModel(
-        tfc.NoisyNormal, self.num_scales, scale_fn(self.scale_min),
+        tfc.NoisyNormal, self.num_scales, scale_grid.scale_fn(self.scale_min),
         coding_rank=3, compression=compression, bottleneck_dtype=tf.float32)
 
   def side_entropy_model(self, compression=False):

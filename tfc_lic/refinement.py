@@ -20,13 +20,8 @@ import math
 
 import tensorflow as tf
 
-from tfc_lic import models
-from tfc_lic.latent_codecs import usq
+from tfc_lic import scale_grid
 
-# Adam's step on the gained latents y and on z, decayed linearly to a tenth
-# over the steps (the default; exports set theirs per quantizer); tuned on
-# BSDS500 val images (held out from training).
-LEARNING_RATE = 0.005
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-8
 # Backpropagating through the synthesis keeps all its activations, so
 # refinement takes images up to 2048x2048 (a quarter of the codec's limit).
@@ -57,7 +52,7 @@ def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
   quantizes y for the distortion as the stream will; `seed` picks the noise;
   c = `lambda_scale` scales the rate's λ (see refine).
   """
-  delta = usq.step_size(delta_index)
+  delta = scale_grid.step_size(delta_index)
   z_hat = z + tf.stop_gradient(quantize_z(z) - z)
   z_noisy = z + tf.random.stateless_uniform(
       tf.shape(z), tf.stack([seed, 1]), -.5, .5)
@@ -65,7 +60,7 @@ def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
   z_coded_bits = -tf.reduce_sum(
       model.hyperprior.log_prob(tf.stop_gradient(z_hat))) / math.log(2.)
   loc, scale_index = model.hyper_decode(z_hat, tf.shape(y)[1:3])
-  scale = models.scale_fn(model.scale_min)(
+  scale = scale_grid.scale_fn(model.scale_min)(
       tf.clip_by_value(scale_index, 0., model.num_scales - 1.)) / delta
   u = (y - loc) / delta
   # Mass of the unit cell around the noisy |u| (upper tail, for precision).
@@ -87,15 +82,16 @@ def relaxed_loss(model, quantize_z, latent_codec, x, y, z, rate, delta_index,
 
 
 def refine(model, quantize_z, latent_codec, x, y, z, rate, delta_index, steps,
-           synthesis, lambda_scale=1., learning_rate=LEARNING_RATE):
+           synthesis, lambda_scale, learning_rate):
   """The (y, z) of least coded cost among the iterates of `steps` Adam steps
   on relaxed_loss, from the analysis's (x: [1, H, W, 3]).
 
   `lambda_scale` c: the cost weighs MSE by c·λ instead of the rate's λ. A
   quantizer whose step moves it down the curve (Δ > 1) operates where the
   curve is flatter than λ; with λ itself refinement buys PSNR with more bits
-  than that point pays for them (see the README's Latent refinement).
-  `learning_rate`: Adam's first step, decayed linearly to a tenth.
+  than that point pays for them (docs/quantizers.md, Latent refinement).
+  `learning_rate`: Adam's first step on y and z, decayed linearly to a
+  tenth (settings.REFINE_LEARNING_RATES: the shipped ones).
   """
   steps = tf.convert_to_tensor(steps, tf.int32)
   total = tf.cast(tf.maximum(steps, 1), tf.float32)

@@ -23,15 +23,13 @@ def eigen_trains_up_convolutions_faster():
 
 
 def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
-          use_bias=True, signal_conv=parameters.SignalConv2D,
-          up_kernel="variable"):
+          use_bias=True, up_kernel="variable"):
   """A zero-padded convolution; `down`/`up` are the strides.
 
   Downsampling and stride-1 layers are tfc.SignalConv2D (its RDFT kernel as a
-  matrix product, parameters.MatrixRDFTParameter; `signal_conv` exists for
-  the benchmark's earlier variant). In bfloat16, TF's CPU convolution with
-  EXPLICIT padding has no oneDNN kernel and runs >10x slower, so the input is
-  then padded by a separate op instead. (In float32 that moves the backprops
+  matrix product, parameters.MatrixRDFTParameter). In bfloat16, TF's CPU
+  convolution with EXPLICIT padding has no oneDNN kernel and runs >10x
+  slower, so the input is then padded by a separate op instead. (In float32 that moves the backprops
   from Eigen to oneDNN, yet a step took 4.6 s against 4.0 on 2 AVX2 cores.)
   Upsampling layers are Keras' Conv2DTranspose (training on Eigen's kernels
   in float32 without AVX512, see below): same output size and support as
@@ -44,7 +42,7 @@ def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
     return layer(
         filters, kernel, strides=up, padding="same", name=name,
         use_bias=use_bias, activation=activation, dtype=dtype)
-  return signal_conv(
+  return parameters.SignalConv2D(
       filters, (kernel, kernel), name=name, corr=True, strides_down=down,
       padding="same_zeros", use_explicit=dtype != "mixed_bfloat16",
       use_bias=use_bias, activation=activation, dtype=dtype)

@@ -25,6 +25,8 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tfc_lic import entropy_tables
+from tfc_lic import scale_grid
+from tfc_lic import settings
 from tfc_lic.latent_codecs import usq
 
 TRANSITIONS = {
@@ -69,7 +71,7 @@ def _candidates(u):
 class TrellisCodedQuantizer(usq.LatentCodec):
   """TCQ with a 4- or 8-state trellis, Viterbi-searched on D + λR."""
 
-  def __init__(self, tables, num_states=4, lmbda=0.12, name=None):
+  def __init__(self, tables, num_states=4, lmbda=settings.TCQ_LAMBDA, name=None):
     super().__init__(tables, name=name or f"tcq{num_states}")
     if num_states not in TRANSITIONS:
       raise ValueError(f"TCQ supports 4 or 8 states, not {num_states}")
@@ -145,7 +147,7 @@ class TrellisCodedQuantizer(usq.LatentCodec):
 
   def quantize(self, y, loc, scale_index, delta_index):
     """Returns (indexes k, table ids, y_hat), all shaped like `y`."""
-    delta = usq.step_size(delta_index)
+    delta = scale_grid.step_size(delta_index)
     base = usq.scale_indexes(scale_index, self.tables.num_scales) - delta_index
     u = self.coding_order((y - loc) / delta)
     base_t = self.coding_order(base)
@@ -189,6 +191,6 @@ class TrellisCodedQuantizer(usq.LatentCodec):
          tf.TensorArray(tf.int32, size=steps)))
     k, q = ks.stack(), qs.stack()
     level = tf.cast(quantizer_levels(q, k), tf.float32)
-    y_hat = loc + self._from_coding_order(level, shape) * usq.step_size(
+    y_hat = loc + self._from_coding_order(level, shape) * scale_grid.step_size(
         delta_index)
     return handle, self._from_coding_order(k, shape), y_hat

@@ -3,12 +3,7 @@
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tfc_lic import models
-
-
-def step_size(delta_index):
-  """Quantizer step Δ = 2**(delta_index / 8) (the scale grid's spacing)."""
-  return tf.pow(2., tf.cast(delta_index, tf.float32) / models.SCALES_PER_OCTAVE)
+from tfc_lic import scale_grid
 
 
 def scale_indexes(scale_index, num_scales):
@@ -47,7 +42,7 @@ class UniformQuantizer(LatentCodec):
 
   def quantize(self, y, loc, scale_index, delta_index):
     """Returns (indexes k, table ids, y_hat), all shaped like `y`."""
-    delta = step_size(delta_index)
+    delta = scale_grid.step_size(delta_index)
     k = tf.cast(tf.round((y - loc) / delta), tf.int32)
     table = self.tables.table_index(
         self.bank, scale_indexes(scale_index, self.tables.num_scales),
@@ -74,4 +69,4 @@ class UniformQuantizer(LatentCodec):
         handle, flat, tf.shape(flat), tf.int32)
     k = tf.reshape(symbols + tf.gather(self.tables.offset, flat),
                    tf.shape(table))
-    return handle, k, loc + tf.cast(k, tf.float32) * step_size(delta_index)
+    return handle, k, loc + tf.cast(k, tf.float32) * scale_grid.step_size(delta_index)

@@ -1,0 +1,63 @@
+"""Decompresses a tfc-lic stream into a PNG image.
+
+  tfc-lic-decompress --input=photo.tlic --output=photo.png
+
+The stream's header names its quantizer, rate and step; decoding a stream of
+another model, or a corrupt one, fails with a one-line error.
+"""
+
+import time
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from tfc_lic import cli
+from tfc_lic import image_io
+from tfc_lic import metrics
+from tfc_lic import zoo
+
+FLAGS = flags.FLAGS
+cli.define_model_flag()
+flags.DEFINE_string("input", None, "Stream to decode.")
+flags.DEFINE_string("output", None, "PNG to write (default: input.png).")
+flags.DEFINE_string("reference", None,
+                    "Original image: print PSNR and MS-SSIM against it.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+flags.mark_flag_as_required("input")
+
+
+def main(argv):
+  del argv
+  with cli.one_line_errors():
+    output = FLAGS.output or FLAGS.input + ".png"
+    cli.check_output(output, FLAGS.overwrite)
+    with open(FLAGS.input, "rb") as f:
+      stream = f.read()
+    codec = zoo.load(FLAGS.model)
+    start = time.perf_counter()
+    image = codec.signatures["decompress"](
+        stream=tf.constant(stream))["image"].numpy()
+    seconds = time.perf_counter() - start
+    image_io.write_atomic(output, image_io.encode_png(image),
+                          overwrite=FLAGS.overwrite)
+    height, width = image.shape[:2]
+    print(f"{output}: {width}x{height}, "
+          f"{metrics.bpp(len(stream), height, width):.4f} bpp "
+          f"({seconds:.2f} s)")
+    if FLAGS.reference:
+      reference = image_io.read_image(FLAGS.reference)
+      if reference.shape != image.shape:
+        raise ValueError(f"{FLAGS.reference} is {reference.shape[1]}x"
+                         f"{reference.shape[0]}, the stream {width}x{height}")
+      print(f"PSNR {metrics.psnr(reference, image):.2f} dB, "
+            f"MS-SSIM {metrics.ms_ssim(reference, image):.4f}")
+
+
+def run():
+  """Console entry point (setup.py)."""
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
