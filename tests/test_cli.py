@@ -100,3 +100,13 @@ def test_library_imports_without_the_eval_extra():
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip() == ("plots need matplotlib: pip install "
                                    "'tfc-lic[eval]'")
+
+
+def test_decompress_refuses_a_device_before_loading_the_model(tmp_path):
+  result = subprocess.run(
+      [_command("decompress"), "--input=/dev/zero", "--output=out.png"],
+      cwd=tmp_path, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: /dev/zero: not a regular file")
+  assert os.listdir(tmp_path) == []

@@ -126,3 +126,51 @@ def test_encoder_refuses_images_above_the_pixel_limit(tiny_codec):
   too_wide = tf.zeros([1, container.MAX_PIXELS + 1, 3], tf.uint8)
   with pytest.raises(tf.errors.InvalidArgumentError, match="limit"):
     tiny_codec.compress(too_wide, 0, 1., 0)
+
+
+@pytest.mark.parametrize("argument, value, error", [
+    ("quantizer", 3, "quantizer must be 0 (usq), 1 (tcq4), 2 (tcq8)"),
+    ("quantizer", -1, "quantizer must be"),
+    ("quantizer", 2**31 - 1, "quantizer must be"),
+    ("rate", -1., "rate must be a rate index from 0 to 1"),
+    ("rate", 256., "rate must be"),
+    ("rate", float("inf"), "rate must be"),
+    ("rate", float("nan"), "rate must be"),
+    ("delta_index", 200, "delta_index must be from -32 to 32"),
+    ("delta_index", -129, "delta_index must be"),
+    ("delta_index", -300, "delta_index must be")])
+def test_encoder_names_an_argument_out_of_range(tiny_codec, argument, value,
+                                                error):
+  """Out-of-range values are refused, not coded with another quantizer or
+  wrapped in their header fields (which decoded to a wrong picture), and
+  fast: a tiny step would make the range coder's escapes grow without
+  bound."""
+  arguments = dict(image=smooth_image(24, 40), quantizer=0, rate=1.,
+                   delta_index=0)
+  arguments[argument] = value
+  with pytest.raises(tf.errors.InvalidArgumentError) as info:
+    tiny_codec.compress(**arguments)
+  from tfc_lic import cli  # pylint: disable=g-import-not-at-top
+  assert cli.stream_error(info.value).startswith(error)
+
+
+@pytest.mark.parametrize("shape", [(1, 65536), (70000, 1)])
+def test_encoder_refuses_sides_the_header_cannot_hold(tiny_codec, shape):
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="65535 a side"):
+    tiny_codec.compress(tf.zeros(shape + (3,), tf.uint8), 0, 1., 0)
+
+
+@pytest.mark.parametrize("offset, value, error", [
+    (9, b"\x03", "corrupt stream: its quantizer must be"),
+    (11, b"\xff\x00", "corrupt stream: its rate must be"),
+    (10, b"\x64", "corrupt stream: step index outside")])
+def test_decoder_refuses_header_fields_out_of_range(decode, stream, offset,
+                                                    value, error):
+  """Even under a valid checksum: such a stream decoded to a wrong picture
+  (rate, step) or with another quantizer's tables."""
+  from tfc_lic import container  # pylint: disable=g-import-not-at-top
+  body = bytearray(stream[:-container.CHECKSUM_SIZE])
+  body[offset:offset + len(value)] = value
+  crafted = bytes(body) + container._checksum(bytes(body)).numpy()  # pylint: disable=protected-access
+  assert _decode_error(decode, crafted).startswith(error)

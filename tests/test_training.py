@@ -306,3 +306,32 @@ def test_checkpoint_without_averages_resumes_with_averaging(tmp_path):
   # one Adam step (lr 1e-2).
   moved = _distance(restored, _values(trainer.averages))
   assert moved < 0.5 * 2 / 11 * _distance(restored, initial), moved
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--batch_size=0"], "FATAL Flags parsing error: flag --batch_size=0"),
+    (["--patch_size=-1"], "FATAL Flags parsing error: flag --patch_size=-1"),
+    (["--steps=-5"], "FATAL Flags parsing error: flag --steps=-5"),
+    (["--train_dir={file}"], "error: {file} is a file, not a run folder"),
+    (["--dataset={unreadable}", "--validation=", "--steps=2"],
+     "error: the training data gave no images (are any of its files "
+     "readable?)")])
+def test_bad_training_flags_are_one_line_errors(tmp_path, flags, error):
+  """Each fails with exit code 1 and its reason on the last line, no
+  traceback."""
+  file, unreadable = tmp_path / "a_file", tmp_path / "unreadable"
+  file.write_text("")
+  unreadable.mkdir()
+  (unreadable / "junk.png").write_bytes(b"not a png")
+  names = dict(file=file, unreadable=unreadable)
+  result = subprocess.run(
+      [sys.executable, "bin/train.py", TINY,
+       f"--train_dir={tmp_path / 'run'}",
+       *(f.format(**names) for f in flags)],
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+      text=True, timeout=300)
+  assert result.returncode == 1
+  assert "Traceback" not in result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert error.format(**names) in lines[-1] or (
+      error.format(**names) in lines[-2]), lines[-2:]

@@ -136,7 +136,7 @@ class Client:
     codecs = [latent_codecs.create(q, tables) for q in codec_lib.QUANTIZERS]
     # Exports older than coding schemes have one pass over all positions.
     self.coder = codec_lib.EntropyCoder(
-        side, codecs, self.info["model_id"],
+        side, codecs, self.info["model_id"], len(self.info["lmbdas"]),
         self.info.get("coding_scheme", "raster"))
     self._encode = tf.function(self.coder.encode, reduce_retracing=True)
     self._decode_side = tf.function(self.coder.decode_side,

@@ -89,6 +89,27 @@ def container_rate(rate):
   return tf.round(tf.cast(rate, tf.float32) * 256.) / 256.
 
 
+def check_arguments(quantizer, rate, delta_index, num_rates, what=""):
+  """Ops that fail, naming the argument (after `what`), unless the quantizer
+  id, rate index and step index are ones the codec takes (tf.switch_case
+  would run its last branch for an unknown id; the header would wrap
+  others)."""
+  message = lambda name, allowed: f"{what}{name} must be {allowed}"
+  return [
+      tf.debugging.Assert(
+          (quantizer >= 0) & (quantizer < len(QUANTIZERS)),
+          [message("quantizer", ", ".join(
+              f"{i} ({q})" for i, q in enumerate(QUANTIZERS)))]),
+      tf.debugging.Assert(
+          tf.math.is_finite(rate) & (rate >= 0.) & (rate <= num_rates - 1.),
+          [message("rate", f"a rate index from 0 to {num_rates - 1}")]),
+      tf.debugging.Assert(
+          (delta_index >= container.MIN_DELTA_INDEX)
+          & (delta_index <= container.MAX_DELTA_INDEX),
+          [message("delta_index", f"from {container.MIN_DELTA_INDEX} to "
+                   f"{container.MAX_DELTA_INDEX} (Δ = 2**(j/8))")])]
+
+
 def _switch(quantizer, fn):
   """fn(latent codec index) for the (tensor) quantizer id."""
   return tf.switch_case(tf.convert_to_tensor(quantizer, tf.int32),
@@ -162,14 +183,19 @@ class Transforms(tf.Module):
     checks = [container.assert_size(
         shape[0], shape[1],
         f"image size outside the codec limit of 1 to {container.MAX_PIXELS} "
-        "pixels")]
+        f"pixels, {container.MAX_SIDE} a side")] + check_arguments(
+            quantizer, rate, delta_index, self.model.num_rates)
     refine = None
     if refine_steps is not None:
       checks.append(refinement.assert_refinable(shape[0], shape[1],
                                                 refine_steps))
-      refine = (quantizer, delta_index, refine_steps)
+    # Everything downstream waits for the checks (a NaN rate would
+    # otherwise fail first, in a gather).
     with tf.control_dependencies(checks):
-      image = tf.identity(image)
+      image, quantizer, rate, delta_index = map(
+          tf.identity, (image, quantizer, rate, delta_index))
+    if refine_steps is not None:
+      refine = (quantizer, delta_index, refine_steps)
     latents = self.latents(tf.cast(image, tf.float32)[None], rate, refine)
     k, table, y_hat = self.quantize(latents, quantizer, delta_index)
     return dict(latents, k=k, table=table, y_hat=y_hat)
@@ -181,6 +207,12 @@ class Transforms(tf.Module):
 
   def synthesize(self, y_hat, quantizer, rate, height, width):
     """y_hat -> uint8 image with the synthesis finetuned for its quantizer."""
+    checks = [container.assert_size(height, width, "image size outside the "
+                                    "codec limit")] + check_arguments(
+                                        quantizer, rate, 0,
+                                        self.model.num_rates)
+    with tf.control_dependencies(checks):
+      y_hat, quantizer, rate = map(tf.identity, (y_hat, quantizer, rate))
     x_hat = _switch(quantizer, lambda i: self.model.synthesize(
         y_hat, rate, tf.stack([height, width]),
         self.model.synthesis_for(QUANTIZERS[i])))
@@ -195,10 +227,11 @@ class EntropyCoder(tf.Module):
   which the model half computes from the passes before it.
   """
 
-  def __init__(self, side_model, codecs, model_id, coding_scheme="raster",
-               name="entropy_coder"):
+  def __init__(self, side_model, codecs, model_id, num_rates,
+               coding_scheme="raster", name="entropy_coder"):
     super().__init__(name=name)
     self.side_model = side_model
+    self.num_rates = num_rates
     self.latent_codecs = codecs
     self.model_id = tf.constant(model_id, tf.int64)
     self.coding_scheme = coding_scheme
@@ -224,11 +257,12 @@ class EntropyCoder(tf.Module):
   def decode_side(self, stream):
     """Parses a container and decodes z: (fields dict, z_hat [1, h, w, C])."""
     fields = container.unpack(stream, self.model_id)
+    with tf.control_dependencies(check_arguments(
+        fields["quantizer"], fields["rate"], fields["delta_index"],
+        self.num_rates, what="corrupt stream: its ")):
+      z_string = tf.identity(fields["z_string"])
     z_shape = (latent_shape(fields["height"], fields["width"]) + 3) // 4
-    z_hat = self.side_model.decompress(fields["z_string"][None], z_shape)
-    tf.debugging.Assert(
-        (fields["quantizer"] >= 0) & (fields["quantizer"] < len(QUANTIZERS)),
-        ["unknown quantizer id in stream"])
+    z_hat = self.side_model.decompress(z_string[None], z_shape)
     return fields, z_hat
 
   def start_latents(self, fields):
@@ -288,7 +322,8 @@ class ImageCodec(tf.Module):
                                  self.refine_lambda_scales,
                                  self.refine_learning_rates)
     self.coder = EntropyCoder(side_model, self.latent_codecs,
-                              encoder_fingerprint(model), model.coding_scheme)
+                              encoder_fingerprint(model), model.num_rates,
+                              model.coding_scheme)
     self.model_id = self.coder.model_id
 
   @property

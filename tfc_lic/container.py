@@ -28,6 +28,14 @@ import tensorflow as tf
 # sides check it, so that a crafted header cannot make the decoder allocate
 # more.
 MAX_PIXELS = 4096 * 4096
+# No stream is larger: 32 bits a pixel at the largest size is far above
+# what any rate of the codec spends.
+MAX_STREAM_BYTES = 4 * MAX_PIXELS
+# The header's 16-bit size fields.
+MAX_SIDE = 65535
+# Step indexes j (Δ = 2**(j/8)) the codec takes: Δ from 1/16 to 16. Smaller
+# steps would make indexes, and the range coder's work, grow without use.
+MIN_DELTA_INDEX, MAX_DELTA_INDEX = -32, 32
 MAGIC = b"TLIC"
 VERSION = 1
 HEADER_SIZE = 21
@@ -76,16 +84,33 @@ def pack(model_id, quantizer, delta_index, rate, height, width, z_string,
 
 
 def assert_size(height, width, message):
-  """An op that fails with `message` unless 1 <= pixels <= MAX_PIXELS."""
+  """An op that fails with `message` unless 1 <= pixels <= MAX_PIXELS and
+  each side fits the header."""
   pixels = tf.cast(height, tf.int64) * tf.cast(width, tf.int64)
   return tf.debugging.Assert(
-      (height >= 1) & (width >= 1) & (pixels <= MAX_PIXELS), [message])
+      (height >= 1) & (width >= 1) & (height <= MAX_SIDE)
+      & (width <= MAX_SIDE) & (pixels <= MAX_PIXELS), [message])
+
+
+def assert_delta_index(delta_index, message):
+  """An op that fails with `message` unless the step index is one the codec
+  takes."""
+  return tf.debugging.Assert(
+      (delta_index >= MIN_DELTA_INDEX) & (delta_index <= MAX_DELTA_INDEX),
+      [message])
+
+
+def size_ok(height, width):
+  """Whether an image of this size fits the codec (Python ints)."""
+  return (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE
+          and height * width <= MAX_PIXELS)
 
 
 def size_error(height, width):
   """The one-line refusal of an image of this size."""
   return (f"{width}x{height} is outside the codec limit of 1 to "
-          f"{MAX_PIXELS / 1e6:.1f} megapixels (4096x4096)")
+          f"{MAX_PIXELS / 1e6:.1f} megapixels (4096x4096), {MAX_SIDE} px a "
+          "side")
 
 
 def unpack(container, model_id):
@@ -93,7 +118,8 @@ def unpack(container, model_id):
 
   Fails with a one-line message for: too short, wrong magic, unknown version,
   checksum mismatch (corrupt or truncated), another model's stream, an image
-  size outside [1, MAX_PIXELS].
+  size outside [1, MAX_PIXELS] or a side above MAX_SIDE, a step index
+  outside [MIN_DELTA_INDEX, MAX_DELTA_INDEX].
   """
   size = tf.strings.length(container)
   assert_ = lambda cond, msg: tf.debugging.Assert(cond, [msg])
@@ -127,12 +153,14 @@ def unpack(container, model_id):
     width = tf.cast(_from_bytes(data, 15, 2), tf.int32)
     checks.append(assert_size(
         height, width, "corrupt stream: image size outside the codec limit"))
-  with tf.control_dependencies(checks):
     delta_index = tf.cast(_from_bytes(data, 10, 1), tf.int32)
+    delta_index = tf.where(delta_index > 127, delta_index - 256, delta_index)
+    checks.append(assert_delta_index(
+        delta_index, "corrupt stream: step index outside the codec's range"))
+  with tf.control_dependencies(checks):
     return dict(
         quantizer=tf.cast(_from_bytes(data, 9, 1), tf.int32),
-        delta_index=tf.where(delta_index > 127, delta_index - 256,
-                             delta_index),
+        delta_index=tf.identity(delta_index),
         rate=tf.cast(_from_bytes(data, 11, 2), tf.float32) / 256.,
         height=tf.identity(height),
         width=tf.identity(width),

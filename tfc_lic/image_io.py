@@ -1,18 +1,19 @@
 """Reading images and writing outputs safely.
 
 Images are read with Pillow into uint8 RGB arrays; anything the codec can't
-take raises `ImageError` with a one-line reason. Outputs are written
-atomically (temporary file in the same folder, then rename) and never replace
-an existing file unless asked.
+take raises `ImageError` with a one-line reason, before any decoding where it
+can. Outputs are written atomically (a synced temporary file in the same
+folder, then rename) and never replace an existing file unless asked.
 """
 
+import contextlib
 import io
 import os
-import tempfile
 
 from absl import logging
 import numpy as np
 from PIL import Image
+from PIL import ImageOps
 
 from tfc_lic import container
 
@@ -22,36 +23,45 @@ class ImageError(ValueError):
   """An input image the codec cannot read (one-line message)."""
 
 
-def read_image(path):
-  """Reads PNG/JPEG/... as uint8 RGB [H, W, 3].
+# The formats read: Pillow's plugins for still raster images only. Opening
+# with an allow-list keeps untrusted files away from plugins that run
+# programs (EPS: Ghostscript) or parse what the codec has no use for.
+FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "PPM", "GIF")
+# Sample ranges of the modes that are not 8-bit: 16-bit integers, and floats
+# taken as [0, 1] (the convention of float image data).
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
 
-  Grayscale is expanded to RGB; alpha is dropped with a warning; 16-bit
-  samples are reduced to 8 bits with a warning.
+
+def read_image(path):
+  """Reads an image file as uint8 RGB [H, W, 3], upright.
+
+  Checks come before decoding: an allow-list of formats (FORMATS), the
+  pixel limit, a single frame. EXIF orientation is applied; grayscale is
+  expanded to RGB; alpha is dropped with a warning; 16-bit samples are
+  scaled by 255/65535 and float samples by 255 (rounded).
   """
   if not os.path.isfile(path):
     raise ImageError(f"{path}: no such file")
   if os.path.getsize(path) == 0:
     raise ImageError(f"{path}: empty file")
   try:
-    with Image.open(path) as image:
+    with Image.open(path, formats=FORMATS) as image:
       width, height = image.size
-      if not 1 <= width * height <= container.MAX_PIXELS:
+      if not container.size_ok(height, width):
         raise ImageError(f"{path}: {container.size_error(height, width)}")
+      frames = getattr(image, "n_frames", 1)
+      if frames > 1:
+        raise ImageError(f"{path}: {frames} frames (an animation or a "
+                         "multi-page file); the codec takes still images")
       image.load()
-      mode = image.mode
-      if mode in ("I;16", "I;16B", "I;16L", "I"):
-        logging.warning("%s: 16-bit image reduced to 8 bits", path)
-        array = np.asarray(image, dtype=np.float64)
-        scale = 255 / 65535 if array.max() > 255 else 1
-        array = np.clip(np.round(array * scale), 0, 255).astype(np.uint8)
-        array = np.repeat(array[..., None], 3, axis=-1)
-      else:
-        if "A" in mode or mode == "P" and "transparency" in image.info:
-          logging.warning("%s: alpha channel dropped", path)
-        array = np.asarray(image.convert("RGB"))
+      image = ImageOps.exif_transpose(image)
+      array = _to_rgb8(path, image)
   except Image.DecompressionBombError:
     raise ImageError(f"{path}: larger than the codec limit of "
                      f"{container.MAX_PIXELS / 1e6:.1f} megapixels") from None
+  except Image.UnidentifiedImageError:
+    raise ImageError(f"{path}: not an image in a format the codec reads "
+                     f"({', '.join(FORMATS)})") from None
   except ImageError:
     raise
   except (OSError, SyntaxError, ValueError) as e:
@@ -59,25 +69,105 @@ def read_image(path):
   return np.ascontiguousarray(array, dtype=np.uint8)
 
 
-def write_atomic(path, data, overwrite=False):
-  """Writes bytes to `path` via a temporary file and rename.
+def _to_rgb8(path, image):
+  """uint8 RGB samples of a loaded Pillow image."""
+  mode = image.mode
+  if mode in _SIXTEEN_BIT or mode == "F":
+    samples = np.asarray(image, dtype=np.float64)
+    low, high = (0, 65535) if mode in _SIXTEEN_BIT else (0., 1.)
+    if samples.size and (samples.min() < low or samples.max() > high):
+      raise ImageError(f"{path}: samples outside [{low}, {high}], the range "
+                       f"of its mode {mode}")
+    logging.warning("%s: %s samples scaled to 8 bits", path,
+                    "16-bit" if mode in _SIXTEEN_BIT else "float")
+    array = np.round(samples * (255. / high)).astype(np.uint8)
+    return np.repeat(array[..., None], 3, axis=-1)
+  if "A" in mode or mode == "P" and "transparency" in image.info:
+    logging.warning("%s: alpha channel dropped", path)
+  return np.asarray(image.convert("RGB"))
 
-  Raises FileExistsError if `path` exists and `overwrite` is False. A failure
-  leaves no partial file behind.
-  """
+
+def read_stream(path):
+  """The bytes of a stream file, refusing what no stream can be: not a
+  regular file (e.g. /dev/zero), or above container.MAX_STREAM_BYTES."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no such file" if not os.path.exists(
+        path) else f"{path}: not a regular file")
+  with open(path, "rb") as f:
+    data = f.read(container.MAX_STREAM_BYTES + 1)
+  if len(data) > container.MAX_STREAM_BYTES:
+    raise ValueError(f"{path}: larger than any stream "
+                     f"({container.MAX_STREAM_BYTES >> 20} MB)")
+  return data
+
+
+def _stale_temps(path):
+  """Temporary files an earlier, killed write to `path` left behind."""
+  directory, name = os.path.split(os.path.abspath(path))
+  stale = []
+  for entry in os.listdir(directory):
+    prefix, _, pid = entry.rpartition(".")
+    if prefix == f".{name}.tmp" and pid.isdigit() and not _alive(int(pid)):
+      stale.append(os.path.join(directory, entry))
+  return stale
+
+
+def _alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    pass
+  return True
+
+
+def check_destination(path, overwrite=False):
+  """Fails before any work if `path` cannot be written: exists (without
+  `overwrite`), or its folder is missing or not writable."""
   if os.path.exists(path) and not overwrite:
     raise FileExistsError(f"{path} exists (pass --overwrite to replace it)")
+  if os.path.isdir(path):
+    raise IsADirectoryError(f"{path} is a folder")
   directory = os.path.dirname(os.path.abspath(path))
-  fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                              suffix=os.path.basename(path))
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"{directory}: no such folder")
+  if not os.access(directory, os.W_OK | os.X_OK):
+    raise PermissionError(f"{directory}: not writable")
+
+
+def write_atomic(path, data, overwrite=False):
+  """Writes bytes to `path` completely or not at all.
+
+  The bytes go to `.<name>.tmp.<pid>` beside `path` (a later write removes
+  such files of dead processes, e.g. one killed mid-write), are synced to
+  disk, take the umask's permissions and are renamed over `path`. Raises
+  FileExistsError if `path` exists and `overwrite` is False.
+  """
+  check_destination(path, overwrite)
+  for stale in _stale_temps(path):
+    with contextlib.suppress(FileNotFoundError):
+      os.unlink(stale)
+  directory, name = os.path.split(os.path.abspath(path))
+  temp = os.path.join(directory, f".{name}.tmp.{os.getpid()}")
   try:
+    # O_CREAT's mode goes through the umask, as for any new file.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     with os.fdopen(fd, "wb") as f:
       f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
     os.replace(temp, path)
   except BaseException:
-    if os.path.exists(temp):
+    with contextlib.suppress(FileNotFoundError):
       os.unlink(temp)
     raise
+  with contextlib.suppress(OSError):
+    directory_fd = os.open(directory, os.O_RDONLY)
+    try:
+      os.fsync(directory_fd)
+    finally:
+      os.close(directory_fd)
 
 
 def encode_png(array):

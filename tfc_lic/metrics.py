@@ -51,6 +51,14 @@ def ms_ssim(a, b):
   return float(value)
 
 
+def quality(reference, decoded):
+  """The one-line PSNR and MS-SSIM report of the commands."""
+  value = ms_ssim(reference, decoded)
+  return (f"PSNR {psnr(reference, decoded):.2f} dB, MS-SSIM " + (
+      f"{value:.4f}" if np.isfinite(value) else
+      f"n/a (a side under {MS_SSIM_MIN_SIDE} px)"))
+
+
 def bpp(num_bytes, height, width):
   """Bits per pixel of a `num_bytes` bit stream for a height x width image."""
   return 8 * num_bytes / (height * width)

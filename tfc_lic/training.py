@@ -93,6 +93,8 @@ def init_run_dir(train_dir, config):
   The compute precision is not part of the match: a run started in bf16
   resumes in float32 on a machine without native bf16, and vice versa.
   """
+  if os.path.exists(train_dir) and not os.path.isdir(train_dir):
+    raise ValueError(f"{train_dir} is a file, not a run folder")
   os.makedirs(train_dir, exist_ok=True)
   path = os.path.join(train_dir, "config.json")
   if os.path.exists(path):
@@ -474,7 +476,12 @@ class Trainer:
       tick, tick_step = time.time(), self.step
       while self.step < self.steps and self._stop_signal is None:
         began = time.time()
-        values = train_step(iterator)
+        try:
+          values = train_step(iterator)
+        except tf.errors.OutOfRangeError:
+          # The training data repeat forever, unless no image was readable.
+          raise TrainingError("the training data gave no images (are any "
+                              "of its files readable?)") from None
         self.wall_time.assign_add(time.time() - began)
         step = self.step
         logs = step % self.log_every == 0 or step == self.steps

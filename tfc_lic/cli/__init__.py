@@ -5,7 +5,6 @@ one-line errors, per-quantizer flags, training flags."""
 from tfc_lic import startup  # pylint: disable=g-bad-import-order,unused-import
 
 import contextlib
-import os
 import re
 import sys
 
@@ -32,21 +31,23 @@ def per_quantizer(flag, parse):
   return values
 
 
-def check_output(path, overwrite):
-  """Refuses to replace an existing file unless --overwrite."""
-  if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f"{path} exists (pass --overwrite to replace it)")
-
-
 def stream_error(error):
   """The first line of a TF error: our container/decoder messages if any."""
   message = getattr(error, "message", str(error))
   match = re.search(r"\[(not a tfc-lic stream[^\]]*|corrupt[^\]]*|"
                     r"unsupported[^\]]*|stream was made[^\]]*|"
-                    r"latent stream[^\]]*|unknown quantizer[^\]]*)\]", message)
+                    r"latent stream[^\]]*|unknown quantizer[^\]]*|"
+                    r"image size outside[^\]]*|"
+                    r"(?:quantizer|rate|delta_index) must be[^\]]*)\]", message)
   if match:
     return match.group(1)
-  return "corrupt or unreadable stream (" + message.splitlines()[0][:200] + ")"
+  # Else the op's own message: TF puts it after the traceback of the node
+  # ("Graph execution error:", "Detected at node ...", indented frames).
+  lines = [line for line in message.splitlines() if line.strip() and
+           not line[0].isspace() and not line.startswith(
+               ("Graph execution error", "Detected at node", "Node:"))]
+  reason = lines[-1] if lines else message.strip()
+  return f"corrupt or unreadable stream ({reason[:200]})"
 
 
 @contextlib.contextmanager
@@ -54,13 +55,13 @@ def one_line_errors():
   """Turns expected failures into `error: ...` on stderr and exit code 1."""
   try:
     yield
-  except (image_io.ImageError, FileExistsError, FileNotFoundError,
-          ValueError) as e:
+  except (image_io.ImageError, ValueError) as e:
     sys.exit(f"error: {e}")
   except tf.errors.OpError as e:
     sys.exit(f"error: {stream_error(e)}")
-  except OSError as e:
-    sys.exit(f"error: {e.strerror}: {e.filename}")
+  except OSError as e:  # Ours carry a message, the system's an errno.
+    sys.exit(f"error: {e.strerror}: {e.filename}" if e.errno else
+             f"error: {e}")
 
 
 def define_model_flag():
@@ -87,29 +88,37 @@ def define_training_flags(steps, decay_start, checkpoint_every, log_every,
   flags.DEFINE_string("validation", None,
                       "Validation images (same forms as --dataset); a tfds "
                       "name uses its 'validation' split.")
-  flags.DEFINE_integer("patch_size", 256, "Training crop size.")
-  flags.DEFINE_integer("batch_size", 8, "Crops per step.")
+  # The bounds make a bad value a one-line flags error before any work.
+  flags.DEFINE_integer("patch_size", 256, "Training crop size.",
+                       lower_bound=16)
+  flags.DEFINE_integer("batch_size", 8, "Crops per step.", lower_bound=1)
   flags.DEFINE_float("max_downscale", 1.,
                      "Training crops cover up to this many times the patch "
                      "side (as the image allows), downscaled to the patch; "
-                     "1: crops at full resolution.")
-  flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.")
-  flags.DEFINE_integer("steps", steps, "Total training steps.")
-  flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
+                     "1: crops at full resolution.", lower_bound=1.)
+  flags.DEFINE_integer("validation_patch_size", 256, "Validation crop size.",
+                       lower_bound=16)
+  flags.DEFINE_integer("steps", steps, "Total training steps.", lower_bound=1)
+  flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.",
+                     lower_bound=0.)
   flags.DEFINE_float("clip_norm", None,
                      "Clip gradients to this global norm (CompressAI uses "
-                     "1.0); guards against loss spikes.")
+                     "1.0); guards against loss spikes.", lower_bound=0.)
   flags.DEFINE_float("decay_start", decay_start,
-                     "Fraction of --steps after which the rate decays 10x.")
+                     "Fraction of --steps after which the rate decays 10x.",
+                     lower_bound=0., upper_bound=1.)
   flags.DEFINE_float("average_decay", average_decay,
                      "Keep a moving average of the weights with this decay "
                      "(0: off); validation reports it too and the run's "
-                     "weights/ (what export and stage 2 read) hold it.")
+                     "weights/ (what export and stage 2 read) hold it.",
+                     lower_bound=0., upper_bound=1.)
   flags.DEFINE_integer("checkpoint_every", checkpoint_every,
-                       "Steps between checkpoints.")
-  flags.DEFINE_integer("log_every", log_every, "Steps between progress lines.")
+                       "Steps between checkpoints.", lower_bound=1)
+  flags.DEFINE_integer("log_every", log_every, "Steps between progress lines.",
+                       lower_bound=1)
   flags.DEFINE_integer("validate_every", validate_every,
-                       "Steps between validations (0: never).")
+                       "Steps between validations (0: never).",
+                       lower_bound=0)
   flags.DEFINE_integer("seed", None, "Random seed.")
   flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES,
                     "tf.distribute strategy (multi_worker_mirrored reads "

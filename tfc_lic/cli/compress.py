@@ -14,6 +14,7 @@ from absl import flags
 import tensorflow as tf
 
 from tfc_lic import cli
+from tfc_lic import container
 from tfc_lic import image_io
 from tfc_lic import latent_codecs
 from tfc_lic import metrics
@@ -46,8 +47,10 @@ def delta_index(delta):
   if not delta > 0 or not math.isfinite(delta):
     raise ValueError(f"--delta must be positive, not {delta}")
   index = round(8 * math.log2(delta))
-  if not -128 <= index <= 127:
-    raise ValueError(f"--delta {delta} is out of range")
+  if not container.MIN_DELTA_INDEX <= index <= container.MAX_DELTA_INDEX:
+    raise ValueError(f"--delta must be from "
+                     f"{2 ** (container.MIN_DELTA_INDEX / 8):g} to "
+                     f"{2 ** (container.MAX_DELTA_INDEX / 8):g}, not {delta}")
   return index
 
 
@@ -55,7 +58,7 @@ def main(argv):
   del argv
   with cli.one_line_errors():
     output = FLAGS.output or FLAGS.input + ".tlic"
-    cli.check_output(output, FLAGS.overwrite)
+    image_io.check_destination(output, FLAGS.overwrite)
     if not 0 <= FLAGS.refine_steps <= refinement.MAX_STEPS:
       raise ValueError(
           f"--refine_steps must be in [0, {refinement.MAX_STEPS}]")
@@ -96,8 +99,7 @@ def main(argv):
     if FLAGS.metrics:
       decoded = codec.signatures["decompress"](
           stream=tf.constant(stream))["image"].numpy()
-      print(f"PSNR {metrics.psnr(image, decoded):.2f} dB, "
-            f"MS-SSIM {metrics.ms_ssim(image, decoded):.4f}")
+      print(metrics.quality(image, decoded))
 
 
 def run():

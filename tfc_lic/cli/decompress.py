@@ -31,9 +31,8 @@ def main(argv):
   del argv
   with cli.one_line_errors():
     output = FLAGS.output or FLAGS.input + ".png"
-    cli.check_output(output, FLAGS.overwrite)
-    with open(FLAGS.input, "rb") as f:
-      stream = f.read()
+    image_io.check_destination(output, FLAGS.overwrite)
+    stream = image_io.read_stream(FLAGS.input)
     codec = zoo.load(FLAGS.model)
     start = time.perf_counter()
     image = codec.signatures["decompress"](
@@ -50,8 +49,7 @@ def main(argv):
       if reference.shape != image.shape:
         raise ValueError(f"{FLAGS.reference} is {reference.shape[1]}x"
                          f"{reference.shape[0]}, the stream {width}x{height}")
-      print(f"PSNR {metrics.psnr(reference, image):.2f} dB, "
-            f"MS-SSIM {metrics.ms_ssim(reference, image):.4f}")
+      print(metrics.quality(reference, image))
 
 
 def run():
