@@ -110,3 +110,26 @@ def test_generalization_in_either_precision(tmp_path, tiny_model):
   if "bfloat16" in losses:
     assert losses["bfloat16"] != losses["float32"]
     assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
+
+
+def test_entropy_coder_benchmark_codes_what_tfc_codes():
+  """The benchmark's rANS symbols are the codec's table entries (an index
+  outside its table: the overflow symbol and tfc's gamma bits), laid out
+  one run of symbols per lane."""
+  from tfc_lic import entropy_tables  # pylint: disable=g-import-not-at-top
+  from tfc_lic.benchmarks import entropy_coder  # pylint: disable=g-import-not-at-top
+  tables = entropy_tables.EntropyTables.build(96, 0.11)
+  offset = tables.offset.numpy()
+  table = np.array([0, 0, 95, 95])
+  k = np.array([0, 1 - offset[0], offset[95], -offset[95] + 4])
+  symbols, starts, freqs, overflows, gamma = entropy_coder._symbols(  # pylint: disable=protected-access
+      tables, k, table)
+  size = -2 * offset[table] + 1
+  np.testing.assert_array_equal(symbols, [-offset[0], size[1], 0, size[3]])
+  assert overflows == 2 and gamma == 1 + 5  # Excess 1 and 4.
+  cdf = tables.lookup.numpy()[:, 1:]
+  np.testing.assert_array_equal(starts, cdf[table, symbols])
+  np.testing.assert_array_equal(freqs, cdf[table, symbols + 1] - starts)
+  laid, active = entropy_coder._in_lanes(np.arange(5), 2)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(laid, [[0, 3], [1, 4], [2, 0]])
+  np.testing.assert_array_equal(active, [[1, 1], [1, 1], [1, 0]])

@@ -97,13 +97,16 @@ def is_saved_model(path):
 
 
 def load_trained(path, precision="float32"):
-  """(model, config, weights) of a run, weights or SavedModel at `path`.
+  """(model, config, weights) of a run, weights or SavedModel at `path`, or
+  of the SavedModel of a zoo name.
 
   `weights` names what was read (a checkpoint prefix, an .npz, or
   <model>/<version>). Inference runs in float32 whatever the training
   precision (bf16 is a training speed-up); `precision` overrides it.
   """
   path = os.path.expanduser(path)
+  if not os.path.exists(path):
+    path = find(path)
   if is_saved_model(path):
     return _from_saved_model(resolve(path), precision)
   config = training.config_of(path)

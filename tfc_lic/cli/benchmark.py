@@ -28,6 +28,7 @@ from tfc_lic import settings
 from tfc_lic import zoo
 from tfc_lic.benchmarks import codec_memory
 from tfc_lic.benchmarks import codec_speed
+from tfc_lic.benchmarks import entropy_coder
 from tfc_lic.benchmarks import generalization
 from tfc_lic.benchmarks import harness
 from tfc_lic.benchmarks import learning_curve
@@ -39,26 +40,31 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum("what", "training",
                   ["codec", "memory", "training", "precision",
                    "variable_rate", "generalization", "synthesis",
-                   "learning_curve"],
+                   "learning_curve", "entropy_coder"],
                   "What to measure: codec speed (codec_speed), the codec's "
                   "peak memory per image size (codec_memory), training "
                   "speed or the loss of fp32 vs bf16 training from one seed "
                   "(training_speed), a variable-rate network against a "
                   "single-rate one (variable_rate), trained weights' loss on "
                   "several image sets (generalization), stage-2 syntheses' "
-                  "distortion (synthesis), or a run's validation loss "
-                  "extrapolated (learning_curve).")
+                  "distortion (synthesis), a run's validation loss "
+                  "extrapolated (learning_curve), or the core-op rANS coder "
+                  "against tfc's range coder (entropy_coder).")
 flags.DEFINE_string("output_dir", "results/benchmarks", "Where to write.")
-# codec, memory
+# codec, memory, entropy_coder
 flags.DEFINE_string("model", zoo.DEFAULT_MODEL,
                     "Codec SavedModel (zoo name or path).")
+flags.DEFINE_list("lanes", ["1", "8", "64", "256"],
+                  "rANS lane counts for --what=entropy_coder.")
 flags.DEFINE_list("also_models", [],
                   "More codec SavedModels for --what=codec, measured in the "
                   "same run as --model.")
-flags.DEFINE_string("images", None, "Folder of test images for --what=codec.")
-flags.DEFINE_integer("max_images", 4, "Images for --what=codec.")
-flags.DEFINE_integer("repeats", 3,
-                     "Timed repeats per image for --what=codec (median).")
+flags.DEFINE_string("images", None,
+                    "Folder of test images for --what=codec, entropy_coder.")
+flags.DEFINE_integer("max_images", 4,
+                     "Images for --what=codec, entropy_coder.")
+flags.DEFINE_integer("repeats", 3, "Timed repeats per image for --what=codec, "
+                     "entropy_coder (median).")
 flags.DEFINE_list("sizes", ["1024", "2048", "4096"],
                   "Square image sides for --what=memory.")
 flags.DEFINE_string("memory_image", "testdata/kodim23.png",
@@ -171,6 +177,13 @@ def _synthesis():
                 FLAGS.whole_images)
 
 
+def _entropy_coder():
+  _require("images")
+  entropy_coder.run(FLAGS.output_dir, FLAGS.model, FLAGS.images,
+                    FLAGS.max_images, [int(l) for l in FLAGS.lanes],
+                    FLAGS.repeats)
+
+
 def _learning_curve():
   if not FLAGS.history or not os.path.isfile(FLAGS.history):
     raise ValueError(f"--history must name a run's history.jsonl "
@@ -187,7 +200,8 @@ def main(argv):
   tool = dict(codec=_codec, memory=_memory, training=_training,
               precision=_precision, variable_rate=_variable_rate,
               generalization=_generalization, synthesis=_synthesis,
-              learning_curve=_learning_curve)[FLAGS.what]
+              learning_curve=_learning_curve,
+              entropy_coder=_entropy_coder)[FLAGS.what]
   try:
     tool()
   except (ValueError, OSError, RuntimeError) as e:

@@ -1,0 +1,124 @@
+"""Interleaved rANS in core TensorFlow ops: bit-exact, bounded, no custom ops.
+
+The entropy coder that replaces tfc's range-coding ops (issue #59): `lanes`
+rANS states (Duda 2013) code independent symbol sequences side by side, one
+loop step coding one symbol of every lane, into one stream of 16-bit words
+laid out as the decoder reads them, by step and then by lane (Giesen,
+"Interleaved entropy coders", 2014). Probabilities are in units of 2**-16
+and states live in [2**16, 2**32) in int64, so a symbol moves one word at
+most and all arithmetic is on integers: the same on every machine, with or
+without XLA. The decoder runs as many steps as its caller says and reads
+words at positions it computes, clamped to the stream: a corrupt stream
+decodes to garbage that `check_finished` rejects, never to a hang.
+"""
+
+import tensorflow as tf
+
+PRECISION = 16
+STATE_LOW = 1 << 16
+_MASK = (1 << PRECISION) - 1
+
+
+def encode(starts, freqs, active):
+  """(words, final states) of symbols given as [steps, lanes] tensors.
+
+  Each symbol is its cumulative frequency `start` and `freq` (in 2**-16,
+  freq >= 1), coded where `active`. words: int64 [n], in the order the
+  decoder reads them; states: int64 [lanes], which the decoder starts from.
+  """
+  starts, freqs = (tf.cast(t, tf.int64) for t in (starts, freqs))
+  active = tf.cast(active, tf.bool)
+  initial = tf.fill(tf.shape(starts)[1:], tf.constant(STATE_LOW, tf.int64))
+
+  def step(carry, elems):
+    state = carry[0]
+    start, freq, live = elems
+    emit = live & (state >= tf.bitwise.left_shift(freq, 16))
+    word = tf.bitwise.bitwise_and(state, _MASK)
+    state = tf.where(emit, tf.bitwise.right_shift(state, 16), state)
+    coded = (tf.bitwise.left_shift(state // freq, PRECISION)
+             + state % freq + start)
+    return tf.where(live, coded, state), word, emit
+
+  # rANS is last in, first out: the encoder runs the steps backwards.
+  reverse = lambda t: tf.reverse(t, [0])
+  states, words, emitted = tf.scan(
+      step, (reverse(starts), reverse(tf.maximum(freqs, 1)), reverse(active)),
+      initializer=(initial, initial, tf.zeros_like(initial, tf.bool)))
+  final = tf.concat([initial[None], states], 0)[-1]
+  return tf.boolean_mask(reverse(words), reverse(emitted)), final
+
+
+def decode_slot(state):
+  """Each lane's slot: the cumulative frequency its next symbol covers."""
+  return tf.bitwise.bitwise_and(state, _MASK)
+
+
+def find_symbol(cdfs, rows, slot):
+  """The symbol s with cdfs[row, s] <= slot < cdfs[row, s + 1], per lane.
+
+  cdfs: int64 [tables, length], each row 0, ..., 2**16 padded with 2**16. A
+  binary search of a fixed ceil(log2(length)) gathers: no lookup table of
+  2**16 slots per row, and the same steps for every lane.
+  """
+  length = tf.shape(cdfs, out_type=tf.int64)[1]
+  # A row holds at most 2**16 + 2 distinct values: 17 halvings always do.
+  depth = (cdfs.shape[1] - 1).bit_length() if cdfs.shape[1] else 17
+  flat = tf.reshape(cdfs, [-1])
+  base = tf.cast(rows, tf.int64) * length
+  low = tf.zeros_like(slot)
+  high = tf.fill(tf.shape(slot), length - 1)
+  for _ in range(max(1, depth)):
+    middle = (low + high) // 2
+    below = tf.gather(flat, base + middle) <= slot
+    low = tf.where(below, middle, low)
+    high = tf.where(below, high, middle)
+  start = tf.gather(flat, base + low)
+  return low, start, tf.gather(flat, base + low + 1) - start
+
+
+def decode_advance(state, start, freq, live, words, position):
+  """Pops the decoded symbols (start, freq) off the live lanes and refills
+  their states from `words` (int64) at `position`: (state, position)."""
+  start, freq = tf.cast(start, tf.int64), tf.cast(freq, tf.int64)
+  popped = (freq * tf.bitwise.right_shift(state, PRECISION)
+            + decode_slot(state) - start)
+  state = tf.where(live, popped, state)
+  need = live & (state < STATE_LOW)
+  need_count = tf.cast(need, tf.int64)
+  index = position + tf.cumsum(need_count, exclusive=True)
+  padded = tf.concat([words, tf.zeros([1], tf.int64)], 0)
+  word = tf.gather(padded, tf.minimum(index, tf.size(words, tf.int64)))
+  state = tf.where(need, tf.bitwise.left_shift(state, 16) + word, state)
+  return state, position + tf.reduce_sum(need_count)
+
+
+def decode(words, states, cdfs, rows, active):
+  """Inverse of `encode` for symbols coded with table rows known up front:
+  rows, active [steps, lanes] -> symbols int64 [steps, lanes] (0 where not
+  active). Fails with "corrupt stream" unless the words decode exactly."""
+  steps = tf.shape(rows)[0]
+
+  def body(i, state, position, decoded):
+    symbol, start, freq = find_symbol(cdfs, rows[i], decode_slot(state))
+    state, position = decode_advance(state, start, freq, active[i], words,
+                                     position)
+    return i + 1, state, position, decoded.write(
+        i, tf.where(active[i], symbol, tf.zeros_like(symbol)))
+
+  _, state, position, decoded = tf.while_loop(
+      lambda i, *_: i < steps, body,
+      (0, states, tf.constant(0, tf.int64),
+       tf.TensorArray(tf.int64, steps, element_shape=states.shape)))
+  with tf.control_dependencies([check_finished(
+      state, position, words, "corrupt stream: the rANS words do not "
+      "decode exactly")]):
+    return tf.reshape(decoded.stack(), tf.shape(rows))
+
+
+def check_finished(state, position, words, message):
+  """An op that fails with `message` unless every lane is back at its start
+  state and every word was read, as they are after an intact stream."""
+  return tf.debugging.Assert(
+      tf.reduce_all(state == STATE_LOW)
+      & (position == tf.size(words, tf.int64)), [message])
