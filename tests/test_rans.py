@@ -34,7 +34,11 @@ def _symbols(cdf, steps, lanes, seed):
   return rows, symbols, active
 
 
-_decode = tf.function(rans.decode, reduce_retracing=True)
+@tf.function(reduce_retracing=True)
+def _decode(words, states, cdfs, rows, active, jit=False):
+  decoded, intact = tf.function(rans.decode, jit_compile=jit)(
+      words, states, cdfs, rows, active)
+  return rans.check_intact(intact, decoded)
 
 
 def _code(cdf, rows, symbols, active):
@@ -61,7 +65,9 @@ def test_round_trip_is_exact_and_near_the_ideal_size(steps, lanes):
   assert ideal - 1 <= coded <= ideal + 32 * lanes + 16
 
 
-def test_corruption_is_caught_not_decoded(lanes=4, steps=80):
+@pytest.mark.parametrize("jit", [False, True])
+def test_corruption_is_caught_not_decoded(jit, lanes=4, steps=80):
+  """Also when the loop is compiled with XLA, which drops assertions."""
   cdf = _tables(3)
   rows, symbols, active = _symbols(cdf, steps, lanes, 3)
   words, states = _code(cdf, rows, symbols, active)
@@ -73,7 +79,7 @@ def test_corruption_is_caught_not_decoded(lanes=4, steps=80):
                 words), states),
       (words, states + 1)]:
     with pytest.raises(tf.errors.InvalidArgumentError, match="corrupt"):
-      _decode(tf.constant(bad_words), tf.constant(bad_states), *args)
+      _decode(tf.constant(bad_words), tf.constant(bad_states), *args, jit=jit)
 
 
 def test_xla_codes_the_same_words():

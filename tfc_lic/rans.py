@@ -9,7 +9,9 @@ and states live in [2**16, 2**32) in int64, so a symbol moves one word at
 most and all arithmetic is on integers: the same on every machine, with or
 without XLA. The decoder runs as many steps as its caller says and reads
 words at positions it computes, clamped to the stream: a corrupt stream
-decodes to garbage that `check_finished` rejects, never to a hang.
+decodes to garbage flagged as not `intact`, never to a hang. (XLA drops
+assertions, so the flag is returned for the caller to check outside the
+compiled loop: `check_intact`.)
 """
 
 import tensorflow as tf
@@ -95,8 +97,8 @@ def decode_advance(state, start, freq, live, words, position):
 
 def decode(words, states, cdfs, rows, active):
   """Inverse of `encode` for symbols coded with table rows known up front:
-  rows, active [steps, lanes] -> symbols int64 [steps, lanes] (0 where not
-  active). Fails with "corrupt stream" unless the words decode exactly."""
+  rows, active [steps, lanes] -> (symbols int64 [steps, lanes], 0 where not
+  active; `intact`: whether the words decoded exactly)."""
   steps = tf.shape(rows)[0]
 
   def body(i, state, position, decoded):
@@ -110,15 +112,21 @@ def decode(words, states, cdfs, rows, active):
       lambda i, *_: i < steps, body,
       (0, states, tf.constant(0, tf.int64),
        tf.TensorArray(tf.int64, steps, element_shape=states.shape)))
-  with tf.control_dependencies([check_finished(
-      state, position, words, "corrupt stream: the rANS words do not "
-      "decode exactly")]):
-    return tf.reshape(decoded.stack(), tf.shape(rows))
+  return tf.reshape(decoded.stack(), tf.shape(rows)), intact(
+      state, position, words)
 
 
-def check_finished(state, position, words, message):
-  """An op that fails with `message` unless every lane is back at its start
-  state and every word was read, as they are after an intact stream."""
-  return tf.debugging.Assert(
-      tf.reduce_all(state == STATE_LOW)
-      & (position == tf.size(words, tf.int64)), [message])
+def intact(state, position, words):
+  """Whether every lane is back at its start state and every word was read,
+  as they are after an intact stream."""
+  return tf.reduce_all(state == STATE_LOW) & (
+      position == tf.size(words, tf.int64))
+
+
+def check_intact(flag, values):
+  """`values`, once `flag` (from `intact`) holds; else an InvalidArgumentError
+  "corrupt stream". Call it outside XLA, which drops assertions."""
+  with tf.control_dependencies([tf.debugging.Assert(
+      flag, ["corrupt stream: the entropy-coded words do not decode "
+             "exactly"])]):
+    return tf.identity(values)
