@@ -55,8 +55,8 @@ def test_heif_444_keeps_more_chroma_than_420():
 
 
 def test_registry_and_versions():
-  assert set(classic.CODECS) == {"jpeg", "webp", "avif", "heif-444",
-                                 "heif-420"}
+  assert set(classic.CODECS) == {"jpeg", "webp", "avif", "avif-s4",
+                                 "heif-444", "heif-420"}
   available, unavailable = classic.available_codecs()
   assert set(available) | set(unavailable) == set(classic.CODECS)
   assert "jpeg" in available

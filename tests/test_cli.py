@@ -110,3 +110,22 @@ def test_decompress_refuses_a_device_before_loading_the_model(tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       "error: /dev/zero: not a regular file")
   assert os.listdir(tmp_path) == []
+
+
+def test_decode_budget_is_checked_before_decoding(tmp_path):
+  """--max_pixels refuses a stream by its header's size, before the model
+  is loaded (a crafted header claims what it likes)."""
+  from tfc_lic import container  # pylint: disable=g-import-not-at-top
+  stream = bytearray(container.MAGIC + bytes([container.VERSION]) + bytes(
+      container.HEADER_SIZE + container.CHECKSUM_SIZE))
+  stream[13:17] = (3000).to_bytes(2, "big") + (4000).to_bytes(2, "big")
+  (tmp_path / "big.tlic").write_bytes(bytes(stream))
+  assert container.image_size(bytes(stream)) == (3000, 4000)
+  result = subprocess.run(
+      [_command("decompress"), "--input=big.tlic", "--max_pixels=1000000",
+       "--model=nowhere"], cwd=tmp_path, capture_output=True, text=True,
+      timeout=600)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: big.tlic: a 4000x3000 image, above the decode budget of "
+      "1000000 pixels (--max_pixels)")

@@ -78,3 +78,17 @@ def test_plot_pattern_matching_nothing_fails_before_encoding(tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       "error: --plot=jpg matches none of the curves (jpeg)")
   assert not (tmp_path / "out").exists()
+
+
+def test_images_are_a_folder_or_globs(tmp_path):
+  """Globs pick a subset (e.g. a held-out split of a training folder)."""
+  for name in ("a1.png", "a2.png", "b1.png"):
+    Image.fromarray(smooth_image(8, 8)).save(tmp_path / name)
+  assert list(evaluation.load_images(str(tmp_path))) == [
+      "a1.png", "a2.png", "b1.png"]
+  assert list(evaluation.load_images(
+      f"{tmp_path}/b*.png,{tmp_path}/a2.png")) == ["a2.png", "b1.png"]
+  (tmp_path / "sub").mkdir()
+  Image.fromarray(smooth_image(8, 8)).save(tmp_path / "sub" / "a1.png")
+  with pytest.raises(ValueError, match="two images named a1.png"):
+    evaluation.load_images(f"{tmp_path}/a1.png,{tmp_path}/sub/*.png")

@@ -100,6 +100,17 @@ def assert_delta_index(delta_index, message):
       [message])
 
 
+def image_size(stream):
+  """(height, width) a stream's header claims, read in Python before any
+  decoding, so that a caller can hold it to a budget; None for bytes that
+  are no tfc-lic stream of this version (the decoder says why)."""
+  if (len(stream) < HEADER_SIZE + CHECKSUM_SIZE or stream[:4] != MAGIC
+      or stream[4] != VERSION):
+    return None
+  return (int.from_bytes(stream[13:15], "big"),
+          int.from_bytes(stream[15:17], "big"))
+
+
 def size_ok(height, width):
   """Whether an image of this size fits the codec (Python ints)."""
   return (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE

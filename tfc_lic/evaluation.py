@@ -8,6 +8,7 @@ measured by the same code, from the real length of their bit streams.
 
 import datetime
 import fnmatch
+import glob
 import importlib.metadata
 import json
 import os
@@ -39,27 +40,33 @@ def load_images(folder):
   """Reads the PNG/JPEG files directly in `folder` as uint8 RGB arrays.
 
   Args:
-    folder: A directory.
+    folder: A directory, or globs of image files (comma-separated), e.g.
+      "photos/a*.png,photos/b*.png".
 
   Returns:
     A dict from file name to [height, width, 3] uint8 array, sorted by name.
 
   Raises:
-    ValueError: `folder` is not a directory, holds no image or a bad one.
+    ValueError: `folder` names no image, a bad one, or two of one name.
   """
-  if not os.path.isdir(folder):
-    raise ValueError(f"{folder} is not a directory")
-  names = sorted(n for n in os.listdir(folder)
-                 if n.lower().endswith(IMAGE_EXTENSIONS))
-  if not names:
+  if os.path.isdir(folder):
+    paths = [os.path.join(folder, n) for n in os.listdir(folder)
+             if n.lower().endswith(IMAGE_EXTENSIONS)]
+  else:
+    paths = [p for part in folder.split(",") if part
+             for p in glob.glob(part) if p.lower().endswith(IMAGE_EXTENSIONS)]
+  if not paths:
     raise ValueError(f"no PNG/JPEG images in {folder}")
   images = {}
-  for name in names:
+  for path in sorted(paths, key=os.path.basename):
+    name = os.path.basename(path)
+    if name in images:
+      raise ValueError(f"{folder}: two images named {name}")
     try:
-      with Image.open(os.path.join(folder, name)) as image:
+      with Image.open(path) as image:
         images[name] = np.asarray(image.convert("RGB"))
     except OSError as e:
-      raise ValueError(f"cannot read {os.path.join(folder, name)}: {e}") from e
+      raise ValueError(f"cannot read {path}: {e}") from e
   return images
 
 

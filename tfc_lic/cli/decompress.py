@@ -13,6 +13,7 @@ from absl import flags
 import tensorflow as tf
 
 from tfc_lic import cli
+from tfc_lic import container
 from tfc_lic import image_io
 from tfc_lic import metrics
 from tfc_lic import zoo
@@ -24,6 +25,10 @@ flags.DEFINE_string("output", None, "PNG to write (default: input.png).")
 flags.DEFINE_string("reference", None,
                     "Original image: print PSNR and MS-SSIM against it.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+flags.DEFINE_integer("max_pixels", container.MAX_PIXELS,
+                     "Decode budget: refuse streams whose header claims a "
+                     "larger image, before any decoding (memory grows with "
+                     "the image).", lower_bound=1)
 flags.mark_flag_as_required("input")
 
 
@@ -33,6 +38,11 @@ def main(argv):
     output = FLAGS.output or FLAGS.input + ".png"
     image_io.check_destination(output, FLAGS.overwrite)
     stream = image_io.read_stream(FLAGS.input)
+    size = container.image_size(stream)
+    if size and size[0] * size[1] > FLAGS.max_pixels:
+      raise ValueError(f"{FLAGS.input}: a {size[1]}x{size[0]} image, above "
+                       f"the decode budget of {FLAGS.max_pixels} pixels "
+                       "(--max_pixels)")
     codec = zoo.load(FLAGS.model)
     start = time.perf_counter()
     image = codec.signatures["decompress"](

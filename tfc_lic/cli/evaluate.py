@@ -21,7 +21,8 @@ from tfc_lic import evaluation
 from tfc_lic import learned_codec
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("images", None, "Folder of PNG/JPEG test images.")
+flags.DEFINE_string("images", None, "Folder of PNG/JPEG test images, or "
+                    "globs of them (comma-separated).")
 flags.DEFINE_list("codecs", list(classic.CODECS),
                   "Codecs to evaluate, by name; learned ones as "
                   "'<model>:<quantizer>' (e.g. mbt2018-mean-vr:tcq8).")
@@ -105,6 +106,12 @@ def parse_settings(specs, codecs):
   return overrides
 
 
+def _images(spec):
+  """--images as the results record it: a folder's absolute path, or the
+  globs as given."""
+  return os.path.abspath(spec) if os.path.isdir(spec) else spec
+
+
 def evaluate():
   """Evaluates, prints and writes everything; raises ValueError on bad input."""
   json_path = os.path.join(FLAGS.output_dir, "rd.json")
@@ -122,15 +129,15 @@ def evaluate():
     params = {n: c["params"] for n, c in saved["codecs"].items()}
     results = {n: c["results"] for n, c in saved["codecs"].items()}
     images = dict.fromkeys(saved["images"]["names"])
-    folder = (os.path.abspath(FLAGS.images) if FLAGS.images
-              else saved["images"]["folder"])
+    folder = _images(FLAGS.images) if FLAGS.images else (
+        saved["images"]["folder"])
     names = [n for n in FLAGS.add_codecs if n and n not in results]
   else:
     if not FLAGS.images:
       raise ValueError("--images (or --results) is required")
     if FLAGS.add_codecs:
       raise ValueError("--add_codecs extends a saved run: pass --results")
-    folder = os.path.abspath(FLAGS.images)
+    folder = _images(FLAGS.images)
     params, results = {}, {}
     names = [n for n in FLAGS.codecs if n]
   codecs = build_codecs(names) if names or not FLAGS.results else {}
