@@ -308,6 +308,12 @@ def test_saved_model_refines_as_the_library(name, kodim23):
   saved_model = zoo.load(os.path.join(ZOO, name))
   info = saved_model.info
   crop = kodim23[128:384, 256:512]
+  # One codec per setting, each traced once for both quantizers.
+  codecs = [codec_lib.ImageCodec(
+      model, tcq_lambda=info["tcq_lambda"], refine_lambda_scales=scales,
+      refine_learning_rates=info["refine_learning_rates"])
+            for scales in (info["refine_lambda_scales"],
+                           {q: 1. for q in codec_lib.QUANTIZERS})]
   for quantizer in ("usq", "tcq8"):
     options = (codec_lib.quantizer_id(quantizer), 2.,
                info["delta_indexes"][quantizer], 10)
@@ -315,12 +321,7 @@ def test_saved_model_refines_as_the_library(name, kodim23):
         key: tf.constant(value) for key, value in zip(
             ("image", "quantizer", "rate", "delta_index", "refine_steps"),
             (crop, *options))})["stream"].numpy()
-    streams = []
-    for scales in (info["refine_lambda_scales"],
-                   {q: 1. for q in codec_lib.QUANTIZERS}):
-      codec = codec_lib.ImageCodec(
-          model, tcq_lambda=info["tcq_lambda"], refine_lambda_scales=scales,
-          refine_learning_rates=info["refine_learning_rates"])
-      streams.append(codec.compress_refined(crop, *options).numpy())
-    assert stream == streams[0]
-    assert stream != streams[1]
+    same, unscaled = (codec.compress_refined(crop, *options).numpy()
+                      for codec in codecs)
+    assert stream == same
+    assert stream != unscaled
