@@ -123,7 +123,7 @@ def test_entropy_coder_benchmark_codes_what_tfc_codes():
   table = np.array([0, 0, 95, 95])
   k = np.array([0, 1 - offset[0], offset[95], -offset[95] + 4])
   symbols, starts, freqs, overflows, gamma = entropy_coder._symbols(  # pylint: disable=protected-access
-      tables, k, table)
+      *entropy_coder._cdfs(tables), k, table)  # pylint: disable=protected-access
   size = -2 * offset[table] + 1
   np.testing.assert_array_equal(symbols, [-offset[0], size[1], 0, size[3]])
   assert overflows == 2 and gamma == 1 + 5  # Excess 1 and 4.

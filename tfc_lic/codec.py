@@ -103,11 +103,10 @@ def check_arguments(quantizer, rate, delta_index, num_rates, what=""):
       tf.debugging.Assert(
           tf.math.is_finite(rate) & (rate >= 0.) & (rate <= num_rates - 1.),
           [message("rate", f"a rate index from 0 to {num_rates - 1}")]),
-      tf.debugging.Assert(
-          (delta_index >= container.MIN_DELTA_INDEX)
-          & (delta_index <= container.MAX_DELTA_INDEX),
-          [message("delta_index", f"from {container.MIN_DELTA_INDEX} to "
-                   f"{container.MAX_DELTA_INDEX} (Δ = 2**(j/8))")])]
+      container.assert_delta_index(
+          delta_index, message("delta_index", f"from "
+                               f"{container.MIN_DELTA_INDEX} to "
+                               f"{container.MAX_DELTA_INDEX} (Δ = 2**(j/8))"))]
 
 
 def _switch(quantizer, fn):

@@ -8,7 +8,6 @@ measured by the same code, from the real length of their bit streams.
 
 import datetime
 import fnmatch
-import glob
 import importlib.metadata
 import json
 import os
@@ -21,10 +20,10 @@ from PIL import Image
 import tqdm
 
 from tfc_lic import bd_rate
+from tfc_lic import data
 from tfc_lic import metrics
 from tfc_lic import plotting
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _MARKERS = ("o", "s", "^", "D")  # One per ten curves of a plot.
 
 # Packages (module: distribution name) whose version goes into the results
@@ -51,10 +50,9 @@ def load_images(folder):
   """
   if os.path.isdir(folder):
     paths = [os.path.join(folder, n) for n in os.listdir(folder)
-             if n.lower().endswith(IMAGE_EXTENSIONS)]
+             if n.lower().endswith(data.IMAGE_EXTENSIONS)]
   else:
-    paths = [p for part in folder.split(",") if part
-             for p in glob.glob(part) if p.lower().endswith(IMAGE_EXTENSIONS)]
+    paths = data.list_images(folder)
   if not paths:
     raise ValueError(f"no PNG/JPEG images in {folder}")
   images = {}

@@ -87,15 +87,6 @@ def _from_saved_model(path, precision):
   return model, config, os.path.join(*path.split(os.sep)[-2:])
 
 
-def is_saved_model(path):
-  """Whether `path` is a SavedModel version or model directory."""
-  try:
-    resolve(path)
-    return True
-  except FileNotFoundError:
-    return False
-
-
 def load_trained(path, precision="float32"):
   """(model, config, weights) of a run, weights or SavedModel at `path`, or
   of the SavedModel of a zoo name.
@@ -107,8 +98,12 @@ def load_trained(path, precision="float32"):
   path = os.path.expanduser(path)
   if not os.path.exists(path):
     path = find(path)
-  if is_saved_model(path):
-    return _from_saved_model(resolve(path), precision)
+  try:
+    saved_model = resolve(path)
+  except FileNotFoundError:
+    saved_model = None
+  if saved_model:
+    return _from_saved_model(saved_model, precision)
   config = training.config_of(path)
   if config is None:
     raise FileNotFoundError(f"no config.json at {path} or above it")

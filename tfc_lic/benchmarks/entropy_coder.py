@@ -22,15 +22,20 @@ from tfc_lic import zoo
 from tfc_lic.benchmarks import harness
 
 
-def _symbols(tables, k, table):
+def _cdfs(tables):
+  """The tables' cdfs [tables, length] (tfc's rows without their precision)
+  and index offsets [tables], as numpy arrays."""
+  return (tables.lookup.numpy()[:, 1:].astype(np.int64),
+          tables.offset.numpy())
+
+
+def _symbols(cdf, offsets, k, table):
   """rANS symbols, (starts, freqs), overflow count and gamma bits of `k`."""
-  lookup = tables.lookup.numpy().astype(np.int64)
-  offset = tables.offset.numpy()[table]
+  offset = offsets[table]
   size = -2 * offset + 1
   symbol = k - offset
   inside = (symbol >= 0) & (symbol < size)
   position = np.where(inside, symbol, size)
-  cdf = lookup[:, 1:]
   starts = cdf[table, position]
   freqs = cdf[table, position + 1] - starts
   excess = np.where(symbol < 0, -symbol, symbol - size + 1)[~inside]
@@ -57,7 +62,8 @@ def run(output_dir, model, images, max_images, lane_counts, repeats):
   codec = codec_lib.ImageCodec(trained, tcq_lambda=info["tcq_lambda"])
   analyze = tf.function(codec.transforms.analyze)
   tables = codec.tables
-  cdfs = tf.constant(tables.lookup.numpy()[:, 1:].astype(np.int64))
+  cdf, offsets = _cdfs(tables)
+  cdfs = tf.constant(cdf)
   range_encode = tf.function(lambda table, symbols: tfc.entropy_encode_finalize(
       tfc.entropy_encode_index(tfc.create_range_encoder([], tables.lookup),
                                table, symbols)))
@@ -76,15 +82,16 @@ def run(output_dir, model, images, max_images, lane_counts, repeats):
                       info["delta_indexes"][quantizer])
         k = out["k"].numpy().ravel()
         table = out["table"].numpy().ravel()
-        offsets = tables.offset.numpy()[table]
-        tfc_string = range_encode(table, k - offsets)
+        indexes = k - offsets[table]
+        tfc_string = range_encode(table, indexes)
         row = dict(image=name, quantizer=quantizer, rate=rate,
                    symbols=len(k), tfc_bytes=len(tfc_string.numpy()),
                    tfc_encode_ms=1000 * harness.median_seconds(
-                       lambda: range_encode(table, k - offsets), repeats),
+                       lambda: range_encode(table, indexes), repeats),
                    tfc_decode_ms=1000 * harness.median_seconds(
                        lambda: range_decode(tfc_string, table), repeats))
-        symbols, starts, freqs, overflows, gamma = _symbols(tables, k, table)
+        symbols, starts, freqs, overflows, gamma = _symbols(cdf, offsets, k,
+                                                            table)
         row.update(overflows=overflows, lanes={})
         for lanes in lane_counts:
           (s, active), (f, _), (t, _), (expected, _) = (
