@@ -10,8 +10,21 @@ $(VENV)/.installed: setup.py constraints.txt
 	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[test,eval]'
 	touch $@
 
-.PHONY: install demo test benchmark
+# A second environment with the newest tensorflow-cpu on Python 3.12 and
+# neither tfc nor this package: tests/test_cross_stack.py runs the shipped
+# SavedModel in it (any TF loads it, and codes the same bytes).
+NEWEST_TF_VENV ?= .venv-newest-tf
+PYTHON312 ?= $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin/python3.12 \
+    2>/dev/null | tail -1 || command -v python3.12)
+$(NEWEST_TF_VENV)/.installed:
+	$(or $(PYTHON312),python3.12) -m venv $(NEWEST_TF_VENV)
+	$(NEWEST_TF_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(NEWEST_TF_VENV)/bin/python -m pip install --quiet tensorflow-cpu pillow
+	touch $@
+
+.PHONY: install newest-tf demo test benchmark
 install: $(VENV)/.installed
+newest-tf: $(NEWEST_TF_VENV)/.installed
 
 demo: install
 	@mkdir -p build
@@ -24,7 +37,7 @@ demo: install
 # tracing, subprocess start-up). A file's tests stay in one worker, so its
 # module fixtures are built once (spreading them by test measured slower:
 # multi-process tests overlapped and fixtures were rebuilt).
-test: install
+test: install newest-tf
 	$(PYTHON) -m pytest -q -n auto --dist loadfile tests
 
 benchmark: install

@@ -59,10 +59,10 @@ def test_round_trip_is_exact_and_near_the_ideal_size(steps, lanes):
   np.testing.assert_array_equal(decoded[active], symbols[active])
   freq = np.diff(cdf, axis=1)[rows, symbols][active]
   ideal = -np.log2(freq / 2**16).sum()
-  coded = 16 * int(tf.size(words)) + 32 * lanes
-  # Each lane's state starts at 2**16 and ends flushed: 32 bits at most
+  coded = 16 * int(tf.size(words)) + rans.STATE_BITS * lanes
+  # Each lane's state starts at STATE_LOW and ends flushed: STATE_BITS at most
   # beyond what the symbols cost; words are whole.
-  assert ideal - 1 <= coded <= ideal + 32 * lanes + 16
+  assert ideal - 1 <= coded <= ideal + rans.STATE_BITS * lanes + 16
 
 
 @pytest.mark.parametrize("jit", [False, True])

@@ -1,6 +1,7 @@
-"""Split deployment: the core-op SavedModel runs without tfc's ops, and the
-client's entropy coding reproduces the full codec's streams bit for bit;
-exports store float16 weights and match a float32 codec of the same values."""
+"""Both SavedModels run without tfc (the full one codes with core ops under
+XLA), the client's entropy coding reproduces the full codec's streams bit for
+bit; exports store float16 weights and match a float32 codec of the same
+values."""
 
 import os
 import subprocess
@@ -13,6 +14,7 @@ import tensorflow as tf
 from tests.conftest import REPO, TINY_CONFIG, smooth_image
 from tfc_lic import client as client_lib
 from tfc_lic import codec as codec_lib
+from tfc_lic import container
 from tfc_lic import export
 from tfc_lic import settings
 from tfc_lic import training
@@ -23,7 +25,7 @@ import sys, numpy as np, tensorflow as tf
 model = tf.saved_model.load(sys.argv[1])
 call = lambda name, **kw: {k: v.numpy() for k, v in model.signatures[name](
     **{n: tf.constant(x) for n, x in kw.items()}).items()}
-described = call("describe", format_version=np.int32(1))
+described = call("describe", format_version=np.int32(sys.argv[2]))
 assert described["compatible"], described
 image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), np.uint8)
 for quantizer in (0, 1, 2):
@@ -46,10 +48,31 @@ print("ok")
 """
 
 
-def run_without_tfc(path):
-  """Runs CORE_ONLY on a SavedModel in a process that never imports tfc."""
+FULL_ONLY = """
+import sys, numpy as np, tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), np.uint8)
+for quantizer in (0, 1, 2):
+  stream = model.signatures["compress_with_options"](
+      image=tf.constant(image), quantizer=tf.constant(quantizer),
+      rate=tf.constant(1.), delta_index=tf.constant(0))["stream"]
+  decoded = model.signatures["decompress"](stream=stream)["image"]
+  assert decoded.shape == (40, 56, 3), decoded.shape
+  try:
+    model.signatures["decompress"](stream=stream + b"\\0\\0")
+    raise AssertionError("a padded stream decoded")
+  except tf.errors.InvalidArgumentError as e:
+    assert "corrupt" in str(e) or "checksum" in str(e), e
+assert "tensorflow_compression" not in sys.modules
+print("ok")
+"""
+
+
+def run_without_tfc(script, path):
+  """Runs a script on a SavedModel in a process that never imports tfc."""
   result = subprocess.run(
-      [sys.executable, "-c", CORE_ONLY, path], capture_output=True,
+      [sys.executable, "-c", script, path, str(container.VERSION)],
+      capture_output=True,
       text=True, timeout=600,
       env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
   assert result.returncode == 0, result.stderr[-3000:]
@@ -80,9 +103,14 @@ def exported(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(exported):
-  """A client of the core SavedModel, loaded once (loading takes seconds)."""
-  return client_lib.Client(client_lib.saved_model_transport(exported[1]))
+def core_transport(exported):
+  """The core SavedModel in process, loaded once (loading takes seconds)."""
+  return client_lib.saved_model_transport(exported[1])
+
+
+@pytest.fixture(scope="module")
+def client(core_transport):
+  return client_lib.Client(core_transport)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +135,11 @@ def test_saved_models_store_weights_as_float16(exported):
 
 
 def test_core_saved_model_loads_and_runs_without_tfc(exported):
-  run_without_tfc(exported[1])
+  run_without_tfc(CORE_ONLY, exported[1])
+
+
+def test_full_saved_model_codes_without_tfc(exported):
+  run_without_tfc(FULL_ONLY, exported[0])
 
 
 @pytest.mark.parametrize("quantizer", codec_lib.QUANTIZERS)
@@ -149,6 +181,151 @@ def test_client_refuses_a_corrupt_stream(client):
   stream[len(stream) // 2] ^= 0x10
   with pytest.raises(tf.errors.InvalidArgumentError, match="checksum"):
     client.decompress(bytes(stream))
+
+
+# Every argument of the encoding signatures at and beyond its range: an
+# error naming it (None: a stream, which must decode to the image's size).
+ARGUMENTS = [
+    ("quantizer", -1, "quantizer must be"), ("quantizer", 3, "quantizer"),
+    ("quantizer", 2**31 - 1, "quantizer"), ("quantizer", 2, None),
+    ("rate", -1., "rate must be"), ("rate", 1.5, "rate must be"),
+    ("rate", float("nan"), "rate"), ("rate", float("inf"), "rate"),
+    ("rate", 0.5, None), ("delta_index", -33, "delta_index must be"),
+    ("delta_index", 33, "delta_index"), ("delta_index", -2**31, "delta_index"),
+    ("delta_index", -32, None), ("delta_index", 32, None),
+    ("refine_steps", -1, "refinement takes"),
+    ("refine_steps", 2**31 - 1, "refinement takes"), ("refine_steps", 2, None),
+    ("image", np.zeros((0, 5, 3), np.uint8), "image size"),
+    ("image", np.full((1, 1, 3), 200, np.uint8), None),
+    ("image", np.zeros((1, 65536, 3), np.uint8), "65535 a side"),
+]
+
+
+@pytest.mark.parametrize("argument, value, error", ARGUMENTS)
+def test_signatures_and_client_check_every_argument(exported, client,
+                                                    argument, value, error):
+  """compress_refined (compress_with_options for the others) and the
+  client: a clean error naming the argument, or a stream of the right size
+  at the quality its step gives."""
+  loaded = zoo.load(exported[0])
+  arguments = dict(image=smooth_image(24, 40, seed=6), quantizer=0, rate=1.,
+                   delta_index=0)
+  arguments[argument] = value
+  signature = "compress_refined" if argument == "refine_steps" else (
+      "compress_with_options")
+  call = lambda: loaded.signatures[signature](**{
+      k: tf.constant(v, tf.uint8 if k == "image" else tf.float32
+                     if k == "rate" else tf.int32)
+      for k, v in arguments.items()})["stream"]
+  quantizer = codec_lib.QUANTIZERS[arguments["quantizer"]] if (
+      argument != "quantizer" or error is None) else "usq"
+  client_call = lambda: client.compress(
+      arguments["image"], quantizer, arguments["rate"],
+      arguments["delta_index"], arguments.get("refine_steps", 0))
+  if error is not None:
+    with pytest.raises(tf.errors.InvalidArgumentError, match=error):
+      call()
+    if argument != "quantizer":  # The client takes quantizer names.
+      with pytest.raises(client_lib.TransportError, match=error):
+        client_call()
+    return
+  image = arguments["image"]
+  for stream in (call().numpy(), client_call()):
+    decoded = loaded.signatures["decompress"](
+        stream=tf.constant(stream))["image"].numpy()
+    assert decoded.shape == image.shape
+  if argument == "delta_index":  # Δ = 1/16 codes closer than Δ = 16.
+    fine, coarse = (loaded.signatures["decompress"](
+        stream=loaded.signatures["compress_with_options"](
+            image=tf.constant(image), quantizer=tf.constant(0),
+            rate=tf.constant(1.), delta_index=tf.constant(j))["stream"])[
+                "image"].numpy().astype(float) for j in (-32, 32))
+    assert np.mean((fine - image) ** 2) < np.mean((coarse - image) ** 2)
+
+
+def test_decode_budget_is_enforced_in_the_graph_and_by_the_client(exported,
+                                                                   client):
+  """decompress_with_options and Client.decompress refuse an image above
+  max_pixels from its header; at the budget they decode."""
+  loaded = zoo.load(exported[0])
+  stream = client.compress(smooth_image(24, 40, seed=7))
+  decode = lambda budget: loaded.signatures["decompress_with_options"](
+      stream=tf.constant(stream), max_pixels=tf.constant(budget, tf.int64))
+  assert decode(24 * 40)["image"].shape == (24, 40, 3)
+  assert client.decompress(stream, max_pixels=24 * 40).shape == (24, 40, 3)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="max_pixels"):
+    decode(24 * 40 - 1)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="max_pixels"):
+    client.decompress(stream, max_pixels=24 * 40 - 1)
+
+
+def _raise(error):
+  raise error
+
+
+@pytest.mark.parametrize("signature, tamper, message", [
+    ("analyze", lambda o: {k: v for k, v in o.items() if k != "k"},
+     "lacks 'k'"),
+    ("analyze", lambda o: dict(o, k=o["k"][:, :-1]), "shape"),
+    ("analyze", lambda o: dict(o, table=o["table"] + 1000), "tables"),
+    ("analyze", lambda o: dict(o, k=o["k"] + 2**20), "out of range"),
+    ("analyze", lambda o: dict(o, z=np.full_like(o["z"], np.nan)),
+     "unusable"),
+    ("analyze", lambda o: dict(o, k=o["k"] + 0.5), "unusable"),
+    ("hyper_decode", lambda o: dict(o, loc=o["loc"][..., :-1]), "shape"),
+    ("synthesize", lambda o: dict(o, image=o["image"][:-1]), "shape"),
+    ("synthesize", lambda o: _raise(KeyError("outputs")), "synthesize"),
+    ("describe", lambda o: dict(o, lookup=o["lookup"][:-1]), "tables"),
+    ("describe", lambda o: dict(o, metadata="{"), "description"),
+])
+def test_client_refuses_bad_replies(core_transport, signature, tamper,
+                                    message):
+  """A faulty or hostile server gives a TransportError, not a crash, a hang
+  or a silently wrong image."""
+  def call(name, inputs):
+    outputs = core_transport(name, inputs)
+    return tamper(outputs) if name == signature else outputs
+  image = smooth_image(40, 56, seed=5)
+  stream = client_lib.Client(core_transport).compress(image, "tcq8")
+  with pytest.raises(client_lib.TransportError, match=message):
+    client = client_lib.Client(call)
+    client.decompress(client.compress(image, "tcq8"))
+    client.decompress(stream)
+
+
+def test_rest_transport_bounds_the_whole_request():
+  """A server that dribbles its reply, or sends no JSON, fails in time."""
+  import http.server  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+
+  class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # pylint: disable=invalid-name
+      self.rfile.read(int(self.headers["Content-Length"]))
+      self.send_response(200)
+      self.end_headers()
+      if "slow" in self.path:
+        for _ in range(30):
+          self.wfile.write(b" ")
+          self.wfile.flush()
+          time.sleep(0.1)
+      self.wfile.write(b"<html>not json</html>")
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  url = f"http://127.0.0.1:{server.server_address[1]}/v1/models/"
+  try:
+    began = time.time()
+    with pytest.raises(client_lib.TransportError, match="no reply within 1"):
+      client_lib.rest_transport(url + "slow", timeout=1.)("describe", {})
+    assert time.time() - began < 3
+    with pytest.raises(client_lib.TransportError, match="not a TF Serving"):
+      client_lib.rest_transport(url + "fast", timeout=5.)("describe", {})
+  finally:
+    server.shutdown()
 
 
 def test_version_folders_follow_the_umask(exported):

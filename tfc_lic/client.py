@@ -1,8 +1,9 @@
 """Client half of a split deployment: entropy coding against TF Serving.
 
-Stock TF Serving runs the core-op SavedModel (<name>-core, see export.py):
-the transforms and the quantizer search. `Client` does the rest with tfc's
-range coder and produces the same container bytes as the full SavedModel's
+A TF Serving that does not compile with XLA runs the core-op SavedModel
+(<name>-core, see export.py): the transforms and the quantizer search.
+`Client` does the rest with the codec's own entropy coder (core TF ops, no
+tfc) and produces the same container bytes as the full SavedModel's
 `compress`, and decodes any stream of that model:
 
   client = Client(rest_transport(
@@ -15,18 +16,19 @@ numpy arrays: `saved_model_transport` (in process), `rest_transport` (TF
 Serving's REST API) or `grpc_transport` (tensorflow-serving-api).
 """
 
+import concurrent.futures
 import json
 import urllib.error
 import urllib.request
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_compression as tfc
 
 from tfc_lic import codec as codec_lib
 from tfc_lic import coding_passes
 from tfc_lic import container
 from tfc_lic import entropy_tables
+from tfc_lic import index_coder
 from tfc_lic import latent_codecs
 
 # Output names and dtypes of the core-op signatures (REST returns JSON).
@@ -44,7 +46,8 @@ OUTPUTS = {
 
 
 class TransportError(RuntimeError):
-  """The model server could not be reached or refused a request."""
+  """The model server could not be reached, refused a request or answered
+  with something the client cannot use."""
 
 
 def saved_model_transport(path):
@@ -62,28 +65,73 @@ def _decode_json_outputs(name, outputs):
   if not isinstance(outputs, dict):  # TF Serving unwraps single outputs.
     (only,) = OUTPUTS[name]
     outputs = {only: outputs}
-  return {k: v if OUTPUTS[name][k] is str else
-          np.asarray(v, OUTPUTS[name][k]) for k, v in outputs.items()}
+  return outputs
+
+
+def _checked(name, outputs, shapes):
+  """A signature's outputs as OUTPUTS types them, each of the shape
+  `shapes` gives (None: any size on that axis) and finite; else a
+  TransportError naming what the server got wrong."""
+  if not isinstance(outputs, dict):
+    raise TransportError(f"{name}: the server sent no outputs")
+  checked = {}
+  for key, dtype in OUTPUTS[name].items():
+    if key not in outputs:
+      raise TransportError(f"{name}: the server's reply lacks {key!r}")
+    value = outputs[key]
+    if dtype is str:
+      checked[key] = value.decode() if isinstance(value, bytes) else str(value)
+      continue
+    try:
+      value = np.asarray(value)
+      if value.dtype.kind not in "biuf" or (
+          value.dtype.kind == "f" and not np.all(np.isfinite(value))):
+        raise ValueError("not finite numbers")
+      converted = value.astype(dtype)
+      if dtype is not np.float32 and not np.array_equal(converted, value):
+        raise ValueError(f"not {np.dtype(dtype).name}")
+    except (ValueError, TypeError, OverflowError) as e:
+      raise TransportError(f"{name}: the server's {key!r} is unusable "
+                           f"({e})") from e
+    expected = shapes.get(key)
+    if expected is not None and (converted.ndim != len(expected) or any(
+        e is not None and e != s for e, s in zip(expected, converted.shape))):
+      raise TransportError(f"{name}: the server's {key!r} has shape "
+                           f"{list(converted.shape)}, not {list(expected)}")
+    checked[key] = converted
+  return checked
 
 
 def rest_transport(model_url, timeout=60.):
   """TF Serving's REST API; model_url is
-  http://host:8501/v1/models/<name>[/versions/<v>]."""
+  http://host:8501/v1/models/<name>[/versions/<v>]. `timeout` bounds each
+  whole request (urllib's own bounds each socket read)."""
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
-  def call(name, inputs):
+  def request(name, inputs):
     body = json.dumps({"signature_name": name, "inputs": {
         k: np.asarray(v).tolist() for k, v in inputs.items()}}).encode()
-    request = urllib.request.Request(
+    http = urllib.request.Request(
         model_url + ":predict", data=body,
         headers={"Content-Type": "application/json"})
     try:
-      with urllib.request.urlopen(request, timeout=timeout) as response:
-        reply = json.loads(response.read())
+      with urllib.request.urlopen(http, timeout=timeout) as response:
+        return json.loads(response.read())["outputs"]
     except urllib.error.HTTPError as e:
       raise TransportError(f"{model_url} {name}: {e.read().decode()}") from e
     except OSError as e:
       raise TransportError(f"{model_url}: {e}") from e
-    return _decode_json_outputs(name, reply["outputs"])
+    except (ValueError, KeyError, TypeError) as e:
+      raise TransportError(f"{model_url} {name}: not a TF Serving reply "
+                           f"({e})") from e
+
+  def call(name, inputs):
+    try:
+      outputs = pool.submit(request, name, inputs).result(timeout)
+    except concurrent.futures.TimeoutError as e:
+      raise TransportError(f"{model_url} {name}: no reply within "
+                           f"{timeout:g} s") from e
+    return _decode_json_outputs(name, outputs)
 
   return call
 
@@ -113,35 +161,61 @@ def grpc_transport(target, model_name, timeout=60.):
 
 
 class Client:
-  """compress/decompress with the transforms behind `call` (a transport)."""
+  """compress/decompress with the transforms behind `call` (a transport).
+
+  Every reply is checked (keys, types, shapes, index and table ranges, the
+  decoded image's size) before it is used: a faulty or hostile server gives
+  a TransportError, never a hang or a wrong picture passed on as right.
+  """
 
   def __init__(self, call):
     self.call = call
-    described = call("describe", {"format_version": np.int32(
-        container.VERSION)})
+    described = self._call("describe", {"format_version": np.int32(
+        container.VERSION)}, dict(
+            lookup=(None, None), offset=(None,), side_cdf=(None,),
+            side_cdf_offset=(None,), compatible=()))
     if not bool(described["compatible"]):
       raise TransportError("the served model writes another container "
                            "format version than this client reads")
-    metadata = described["metadata"]
-    self.info = json.loads(metadata.decode() if isinstance(
-        metadata, bytes) else metadata)
-    side = tfc.ContinuousBatchedEntropyModel(**self.info["side_model"])
-    values = {"cdf": described["side_cdf"],
-              "cdf_offset": described["side_cdf_offset"],
-              "quantization_offset": described["side_quantization_offset"]}
-    for variable in side.variables:
-      variable.assign(values[variable.name.split(":")[0].rsplit("/", 1)[-1]])
-    tables = entropy_tables.EntropyTables(
-        described["lookup"], described["offset"], self.info["num_scales"])
-    codecs = [latent_codecs.create(q, tables) for q in codec_lib.QUANTIZERS]
-    # Exports older than coding schemes have one pass over all positions.
-    self.coder = codec_lib.EntropyCoder(
-        side, codecs, self.info["model_id"], len(self.info["lmbdas"]),
-        self.info.get("coding_scheme", "raster"))
+    try:
+      self.info = json.loads(described["metadata"])
+      num_scales = int(self.info["num_scales"])
+      side = (described["side_cdf"], described["side_cdf_offset"],
+              np.broadcast_to(described["side_quantization_offset"],
+                              described["side_cdf_offset"].shape))
+      if len(described["lookup"]) != 3 * num_scales or len(
+          described["offset"]) != len(described["lookup"]):
+        raise ValueError("coding tables of the wrong size")
+      tables = entropy_tables.EntropyTables(
+          described["lookup"], described["offset"], num_scales)
+      codecs = [latent_codecs.create(q, tables) for q in codec_lib.QUANTIZERS]
+      self.coder = codec_lib.EntropyCoder(
+          side, codecs, self.info["model_id"], len(self.info["lmbdas"]),
+          self.info.get("coding_scheme", "raster"))
+      self.latent_channels = int(self.info["config"]["latent_channels"])
+    except (ValueError, KeyError, TypeError) as e:
+      raise TransportError(f"describe: unusable model description ({e})") from e
+    self.num_tables = 3 * num_scales
+    self.num_scales = num_scales
     self._encode = tf.function(self.coder.encode, reduce_retracing=True)
     self._decode_side = tf.function(self.coder.decode_side,
                                     reduce_retracing=True)
     self._read_pass = tf.function(self.coder.read_pass, reduce_retracing=True)
+
+  def _call(self, name, inputs, shapes):
+    """call(name, inputs), its outputs checked (see _checked)."""
+    try:
+      outputs = self.call(name, inputs)
+    except TransportError:
+      raise
+    except tf.errors.OpError as e:
+      raise TransportError(f"{name}: {codec_lib.error_message(e)}") from e
+    except (ValueError, KeyError, TypeError) as e:
+      raise TransportError(f"{name}: {e!r}") from e
+    return _checked(name, outputs, shapes)
+
+  def _latent_shape(self, height, width):
+    return (1, -(-height // 16), -(-width // 16), self.latent_channels)
 
   def compress(self, image, quantizer=None, rate=None, delta_index=None,
                refine_steps=0):
@@ -154,45 +228,67 @@ class Client:
     rate = float(codec_lib.container_rate(
         self.info["default_rate"] if rate is None else rate))
     image = np.asarray(image, np.uint8)
+    if image.ndim != 3 or image.shape[-1] != 3:
+      raise codec_lib.CodecError(f"expected an RGB image [H, W, 3], not "
+                                 f"{list(image.shape)}")
+    height, width = image.shape[:2]
     inputs = {"image": image, "quantizer": np.int32(q),
               "rate": np.float32(rate), "delta_index": np.int32(delta_index)}
+    latent = self._latent_shape(height, width)
+    shapes = dict(k=latent, table=latent, z=(
+        1, -(-latent[1] // 4), -(-latent[2] // 4),
+        int(self.coder.z_offset.shape[0])))
     if refine_steps:
-      out = self.call("analyze_refined",
-                      dict(inputs, refine_steps=np.int32(refine_steps)))
+      out = self._call("analyze_refined",
+                       dict(inputs, refine_steps=np.int32(refine_steps)),
+                       shapes)
     else:
-      out = self.call("analyze", inputs)
+      out = self._call("analyze", inputs, shapes)
+    banks = (0, self.num_scales) if q == 0 else (self.num_scales,
+                                                 self.num_tables)
+    if (out["table"].size and (out["table"].min() < banks[0] or
+                               out["table"].max() >= banks[1])):
+      raise TransportError("analyze: the server's tables are not the "
+                           "quantizer's")
+    if out["k"].size and np.abs(out["k"]).max() > index_coder.MAX_INDEX:
+      raise TransportError("analyze: the server's indexes are out of range")
     stream = self._encode(
         tf.constant(out["z"]), tf.constant(out["k"]),
         tf.constant(out["table"]), tf.constant(q, tf.int32),
         tf.constant(delta_index, tf.int32), tf.constant(rate, tf.float32),
-        tf.constant(image.shape[0], tf.int32),
-        tf.constant(image.shape[1], tf.int32))
+        tf.constant(height, tf.int32), tf.constant(width, tf.int32))
     return stream.numpy()
 
-  def decompress(self, stream):
-    """Container bytes -> uint8 image [H, W, 3]."""
-    fields, z_hat = self._decode_side(tf.constant(stream, tf.string))
-    size = {"height": fields["height"].numpy(),
-            "width": fields["width"].numpy()}
-    hyper = self.call("hyper_decode", dict(z_hat=z_hat.numpy(), **size))
-    y_hat = self._decode_passes(fields, hyper)
-    return self.call("synthesize", dict(
+  def decompress(self, stream, max_pixels=container.MAX_PIXELS):
+    """Container bytes -> uint8 image [H, W, 3]; images above `max_pixels`
+    (the decode budget) are refused from the header."""
+    fields, z_hat = self._decode_side(tf.constant(stream, tf.string),
+                                      tf.constant(max_pixels, tf.int64))
+    height, width = int(fields["height"]), int(fields["width"])
+    size = {"height": np.int32(height), "width": np.int32(width)}
+    latent = self._latent_shape(height, width)
+    hyper = self._call("hyper_decode", dict(z_hat=z_hat.numpy(), **size),
+                       dict(loc=latent, scale_index=latent))
+    y_hat = self._decode_passes(fields, hyper, latent)
+    return self._call("synthesize", dict(
         y_hat=y_hat, quantizer=fields["quantizer"].numpy(),
-        rate=fields["rate"].numpy(), **size))["image"]
+        rate=fields["rate"].numpy(), **size),
+                      dict(image=(height, width, 3)))["image"]
 
-  def _decode_passes(self, fields, hyper):
+  def _decode_passes(self, fields, hyper, latent):
     """y_hat, pass by pass; with a context model the server gives each
     pass's parameters from the latents decoded before it."""
-    handle = self.coder.start_latents(fields)
+    cursor = self.coder.start_latents(fields)
     y_hat = np.zeros(hyper["loc"].shape, np.float32)
     for indexes in self.coder.passes(fields["height"], fields["width"]):
-      params = hyper if self.coder.coding_scheme == "raster" else self.call(
-          "pass_parameters", dict(hyper, decoded=y_hat))
+      params = hyper if self.coder.coding_scheme == "raster" else self._call(
+          "pass_parameters", dict(hyper, decoded=y_hat),
+          dict(loc=latent, scale_index=latent))
       gathered = [coding_passes.gather(tf.constant(params[name]), indexes)
                   for name in ("loc", "scale_index")]
-      handle, _, y_hat_pass = self._read_pass(
-          handle, fields["quantizer"], fields["delta_index"], *gathered)
+      cursor, _, y_hat_pass = self._read_pass(
+          cursor, fields["quantizer"], fields["delta_index"], *gathered)
       y_hat = coding_passes.scatter(tf.constant(y_hat), indexes,
                                     y_hat_pass).numpy()
-    (y_hat,) = self.coder.finish_latents(handle, tf.constant(y_hat))
+    (y_hat,) = self.coder.finish_latents(cursor, tf.constant(y_hat))
     return y_hat.numpy()

@@ -5,8 +5,9 @@ The codec has two halves, so that a deployment can split them:
                    search, hyper decoding, each coding pass's parameters,
                    synthesis): core TF ops only, so it exports to a
                    SavedModel that stock TF Serving loads;
-  `EntropyCoder`   range coding with tfc's ops, pass by pass (see
-                   coding_passes), and the container.
+  `EntropyCoder`   entropy coding of z and the indexes (index_coder:
+                   rANS in core TF ops, compiled with XLA), pass by pass
+                   (see coding_passes), and the container.
 `ImageCodec` joins them: `compress` takes a uint8 image and returns the
 container bytes, `decompress` inverts it. Both are tf.functions with input
 signatures (graph code end to end) so that they export unchanged. `encode`
@@ -14,18 +15,18 @@ and `decode` return the intermediate tensors too (y_hat, estimated bits).
 """
 
 import hashlib
+import re
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_compression as tfc
 
 from tfc_lic import coding_passes
 from tfc_lic import container
 from tfc_lic import entropy_tables
+from tfc_lic import index_coder
 from tfc_lic import latent_codecs
 from tfc_lic import refinement
 from tfc_lic import settings
-from tfc_lic.latent_codecs import usq
 
 QUANTIZERS = tuple(latent_codecs.QUANTIZER_IDS)
 
@@ -38,10 +39,27 @@ ENCODE_SIGNATURE = [
 ]
 REFINED_ENCODE_SIGNATURE = ENCODE_SIGNATURE + [
     tf.TensorSpec([], tf.int32, name="refine_steps")]
+DECODE_SIGNATURE = [tf.TensorSpec([], tf.string, name="stream"),
+                    tf.TensorSpec([], tf.int64, name="max_pixels")]
 
 
 class CodecError(ValueError):
   """A stream or an image the codec cannot handle (one-line message)."""
+
+
+def error_message(error):
+  """The one-line message of a TF error: the text of the codec's failed
+  check (tf.debugging.Assert's data), else the op's own message, which TF
+  puts after the traceback of the node; None if there is neither."""
+  message = getattr(error, "message", str(error))
+  match = (re.search(r"assertion failed: \[([^\]]*)\]", message) or
+           re.search(r"Summarized data: b'([^']*)'", message))
+  if match:
+    return match.group(1)
+  lines = [line for line in message.splitlines() if line.strip() and
+           not line[0].isspace() and not line.startswith(
+               ("Graph execution error", "Detected at node", "Node:"))]
+  return lines[-1][:200] if lines else None
 
 
 def encoder_fingerprint(model):
@@ -109,7 +127,7 @@ def check_arguments(quantizer, rate, delta_index, num_rates, what=""):
                                f"{container.MAX_DELTA_INDEX} (Δ = 2**(j/8))"))]
 
 
-def _switch(quantizer, fn):
+def switch_quantizer(quantizer, fn):
   """fn(latent codec index) for the (tensor) quantizer id."""
   return tf.switch_case(tf.convert_to_tensor(quantizer, tf.int32),
                         [lambda i=i: fn(i) for i in range(len(QUANTIZERS))])
@@ -141,7 +159,7 @@ class Transforms(tf.Module):
     y, z = self.model.analyze(x, rate)
     if refine is not None:
       quantizer, delta_index, steps = refine
-      y, z = _switch(quantizer, lambda i: refinement.refine(
+      y, z = switch_quantizer(quantizer, lambda i: refinement.refine(
           self.model, self.side_model.quantize, self.latent_codecs[i], x, y,
           z, rate, delta_index, steps,
           self.model.synthesis_for(QUANTIZERS[i]),
@@ -168,7 +186,7 @@ class Transforms(tf.Module):
       loc, scale_index = self.pass_parameters(
           latents["loc"], latents["scale_index"], y_hat)
       gather = lambda t, indexes=indexes: coding_passes.gather(t, indexes)
-      out = _switch(quantizer, lambda i: self.latent_codecs[i].quantize(
+      out = switch_quantizer(quantizer, lambda i: self.latent_codecs[i].quantize(
           gather(y), gather(loc), gather(scale_index), delta_index))
       k, table, y_hat = (coding_passes.scatter(t, indexes, v)
                          for t, v in zip((k, table, y_hat), out))
@@ -212,88 +230,123 @@ class Transforms(tf.Module):
                                         self.model.num_rates)
     with tf.control_dependencies(checks):
       y_hat, quantizer, rate = map(tf.identity, (y_hat, quantizer, rate))
-    x_hat = _switch(quantizer, lambda i: self.model.synthesize(
+    x_hat = switch_quantizer(quantizer, lambda i: self.model.synthesize(
         y_hat, rate, tf.stack([height, width]),
         self.model.synthesis_for(QUANTIZERS[i])))
     return tf.saturate_cast(tf.round(x_hat[0]), tf.uint8)
 
 
 class EntropyCoder(tf.Module):
-  """The entropy-coding half: tfc range coding of z and k, and the container.
+  """The entropy-coding half: z and the indexes k to strings, and the
+  container. Core TF ops only (index_coder), so it runs in any TF.
 
-  The latents are coded pass by pass (`coding_scheme`, see coding_passes)
-  through one range coder; decoding a pass needs its entropy parameters,
-  which the model half computes from the passes before it.
+  z is coded with the factorized prior's tables, one row per channel. The
+  latents are coded pass by pass (`coding_scheme`, see coding_passes) into
+  one string; decoding a pass needs its entropy parameters, which the model
+  half computes from the passes before it.
   """
 
-  def __init__(self, side_model, codecs, model_id, num_rates,
+  def __init__(self, side_tables, codecs, model_id, num_rates,
                coding_scheme="raster", name="entropy_coder"):
+    """side_tables: the side model's (cdf, cdf_offset, quantization_offset)
+    as tfc's ContinuousBatchedEntropyModel holds them."""
     super().__init__(name=name)
-    self.side_model = side_model
+    cdf, cdf_offset, quantization_offset = side_tables
+    self.z_coder = index_coder.IndexCoder.from_flat_cdf(cdf, cdf_offset,
+                                                        name="z_coder")
+    self.z_offset = tf.Variable(
+        tf.broadcast_to(tf.cast(quantization_offset, tf.float32),
+                        tf.shape(self.z_coder.offsets)),
+        trainable=False, name="z_offset")
+    tables = codecs[0].tables
+    self.y_coder = index_coder.IndexCoder.from_lookup(
+        tables.lookup.numpy(), tables.offset.numpy(), name="y_coder")
     self.num_rates = num_rates
     self.latent_codecs = codecs
     self.model_id = tf.constant(model_id, tf.int64)
     self.coding_scheme = coding_scheme
-    self.lookup = codecs[0].tables.lookup
 
   def passes(self, height, width):
     """Each coding pass's latent positions for an image of this size."""
     shape = latent_shape(height, width)
     return coding_passes.positions(self.coding_scheme, shape[0], shape[1])
 
+  def _z_rows(self, count):
+    """Table rows of `count` z values in coding order (channel fastest)."""
+    channels = tf.size(self.z_offset)
+    return tf.range(count) % channels
+
   def encode(self, z, k, table, quantizer, delta_index, rate, height, width):
     """Container bytes of z [1, h, w, C] and indexes k coded with `table`."""
-    z_string = self.side_model.compress(z)[0]
-    handle = tfc.create_range_encoder([], self.lookup)
-    for indexes in self.passes(height, width):
-      k_pass, table_pass = (coding_passes.gather(t, indexes) for t in (k, table))
-      handle = _switch(quantizer, lambda i: self.latent_codecs[i].write(
-          handle, k_pass, table_pass))
-    y_string = tfc.entropy_encode_finalize(handle)
+    z_index = tf.reshape(tf.cast(tf.round(z - self.z_offset), tf.int32), [-1])
+    z_string = self.z_coder.encode(z_index, self._z_rows(tf.size(z_index)))
+    y_string = self.y_coder.encode(*self.latent_symbols(
+        k, table, quantizer, height, width))
     return container.pack(self.model_id, quantizer, delta_index, rate, height,
                           width, z_string, y_string)
 
-  def decode_side(self, stream):
-    """Parses a container and decodes z: (fields dict, z_hat [1, h, w, C])."""
+  def latent_symbols(self, k, table, quantizer, height, width):
+    """Indexes k and their tables [N] in the order they are coded."""
+    symbols = []
+    for indexes in self.passes(height, width):
+      k_pass, table_pass = (coding_passes.gather(t, indexes) for t in (k, table))
+      symbols.append(switch_quantizer(
+          quantizer, lambda i: self.latent_codecs[i].symbols(k_pass,
+                                                             table_pass)))
+    return tuple(tf.concat(s, 0) for s in zip(*symbols))
+
+  def decode_side(self, stream, max_pixels=container.MAX_PIXELS):
+    """Parses a container and decodes z: (fields dict, z_hat [1, h, w, C]).
+
+    `max_pixels`: the decode budget; a larger image is refused from its
+    header, before any decoding."""
     fields = container.unpack(stream, self.model_id)
+    pixels = tf.cast(fields["height"], tf.int64) * tf.cast(fields["width"],
+                                                           tf.int64)
     with tf.control_dependencies(check_arguments(
         fields["quantizer"], fields["rate"], fields["delta_index"],
-        self.num_rates, what="corrupt stream: its ")):
+        self.num_rates, what="corrupt stream: its ") + [tf.debugging.Assert(
+            pixels <= tf.cast(max_pixels, tf.int64),
+            ["the stream's image is larger than max_pixels (the decode "
+             "budget)"])]):
       z_string = tf.identity(fields["z_string"])
-    z_shape = (latent_shape(fields["height"], fields["width"]) + 3) // 4
-    z_hat = self.side_model.decompress(z_string[None], z_shape)
+    z_shape = tf.concat([[1], (latent_shape(fields["height"], fields["width"])
+                               + 3) // 4, tf.shape(self.z_offset)], 0)
+    cursor, z_index, _ = self.z_coder.decode(
+        self.z_coder.start(z_string), self._z_rows(tf.reduce_prod(z_shape)))
+    (z_index,) = self.z_coder.finish(cursor, z_index)
+    z_hat = tf.reshape(tf.cast(z_index, tf.float32), z_shape) + self.z_offset
     return fields, z_hat
 
   def start_latents(self, fields):
-    """A range decoder on the container's y string."""
-    return tfc.create_range_decoder(fields["y_string"], self.lookup)
+    """A cursor at the start of the container's y string."""
+    return self.y_coder.start(fields["y_string"])
 
-  def read_pass(self, handle, quantizer, delta_index, loc, scale_index):
+  def read_pass(self, cursor, quantizer, delta_index, loc, scale_index):
     """Decodes one pass, given its gathered parameters [1, 1, N, M]:
-    (handle, k, y_hat)."""
-    return _switch(quantizer, lambda i: self.latent_codecs[i].read(
-        handle, loc, scale_index, delta_index))
+    (cursor, k, y_hat)."""
+    return switch_quantizer(quantizer, lambda i: self.latent_codecs[i].read(
+        self.y_coder, cursor, loc, scale_index, delta_index))
 
-  def finish_latents(self, handle, *tensors):
+  def finish_latents(self, cursor, *tensors):
     """`tensors`, once the y string is checked to be decoded exactly."""
-    with tf.control_dependencies([usq.assert_fully_decoded(handle)]):
-      return tuple(tf.identity(t) for t in tensors)
+    return self.y_coder.finish(cursor, *tensors)
 
   def decode_latents(self, fields, loc, scale_index, pass_parameters):
     """(k, y_hat) from the container's y string and the hyperprior's output;
     pass_parameters(loc, scale_index, decoded) gives each pass's."""
-    handle = self.start_latents(fields)
+    cursor = self.start_latents(fields)
     k = tf.zeros(tf.shape(loc), tf.int32)
     y_hat = tf.zeros_like(loc)
     for indexes in self.passes(fields["height"], fields["width"]):
       gather = lambda t, indexes=indexes: coding_passes.gather(t, indexes)
       loc_pass, scale_pass = pass_parameters(loc, scale_index, y_hat)
-      handle, k_pass, y_hat_pass = self.read_pass(
-          handle, fields["quantizer"], fields["delta_index"],
+      cursor, k_pass, y_hat_pass = self.read_pass(
+          cursor, fields["quantizer"], fields["delta_index"],
           gather(loc_pass), gather(scale_pass))
       k = coding_passes.scatter(k, indexes, k_pass)
       y_hat = coding_passes.scatter(y_hat, indexes, y_hat_pass)
-    return self.finish_latents(handle, k, y_hat)
+    return self.finish_latents(cursor, k, y_hat)
 
 
 class ImageCodec(tf.Module):
@@ -320,7 +373,10 @@ class ImageCodec(tf.Module):
     self.transforms = Transforms(model, side_model, self.latent_codecs,
                                  self.refine_lambda_scales,
                                  self.refine_learning_rates)
-    self.coder = EntropyCoder(side_model, self.latent_codecs,
+    self.coder = EntropyCoder((side_model.cdf.numpy(),
+                               side_model.cdf_offset.numpy(),
+                               side_model.quantization_offset.numpy()),
+                              self.latent_codecs,
                               encoder_fingerprint(model), model.num_rates,
                               model.coding_scheme)
     self.model_id = self.coder.model_id
@@ -331,7 +387,7 @@ class ImageCodec(tf.Module):
 
   @property
   def side_entropy_model(self):
-    return self.coder.side_model
+    return self.transforms.side_model
 
   def encode(self, image, quantizer, rate, delta_index, refine_steps=None):
     """Returns a dict: container, y, y_hat, k, estimated bits of y and z.
@@ -350,9 +406,10 @@ class ImageCodec(tf.Module):
     return dict(container=packed, y_hat=out["y_hat"], k=out["k"],
                 y_bits=y_bits, z_bits=z_bits[0], y=out["y"])
 
-  def decode(self, stream):
-    """Returns a dict: image (uint8), y_hat, k and the container fields."""
-    fields, z_hat = self.coder.decode_side(stream)
+  def decode(self, stream, max_pixels=container.MAX_PIXELS):
+    """Returns a dict: image (uint8), y_hat, k and the container fields;
+    images above `max_pixels` are refused before decoding."""
+    fields, z_hat = self.coder.decode_side(stream, max_pixels)
     loc, scale_index = self.transforms.hyper_decode(
         z_hat, fields["height"], fields["width"])
     k, y_hat = self.coder.decode_latents(fields, loc, scale_index,
@@ -379,3 +436,8 @@ class ImageCodec(tf.Module):
   def decompress(self, stream):
     """Container bytes -> uint8 image [H, W, 3]."""
     return self.decode(stream)["image"]
+
+  @tf.function(input_signature=DECODE_SIGNATURE)
+  def decompress_with_options(self, stream, max_pixels):
+    """decompress, refusing images above `max_pixels` (a decode budget)."""
+    return self.decode(stream, max_pixels)["image"]

@@ -1,10 +1,10 @@
 """The versioned bitstream container, packed and parsed in TF graph code.
 
-Layout (big-endian), 25 bytes of overhead:
+Layout (big-endian), 29 bytes of overhead:
 
   offset size field
    0     4   magic b"TLIC"
-   4     1   format version (1)
+   4     1   format version (2: rANS strings, index_coder)
    5     4   model id (first 4 bytes of a fingerprint of the model weights)
    9     1   quantizer id (0 USQ, 1 TCQ-4, 2 TCQ-8)
   10     1   step index j (int8): Δ = 2**(j/8)
@@ -12,11 +12,13 @@ Layout (big-endian), 25 bytes of overhead:
   13     2   image height (uint16)
   15     2   image width (uint16)
   17     4   length of the z string (uint32)
-  21     .   z string, then the y string
+  21     4   length of the y string (uint32)
+  25     .   z string, then the y string
   -4     4   checksum: first 4 bytes of farmhash64 of everything before it
 
 Graph code so that a SavedModel's compress/decompress signatures read and
-write whole files; parse errors raise tf.errors.InvalidArgumentError with a
+write whole files. The lengths must add up to the container's size, so a
+truncated or padded body is refused before any decoding. Parse errors raise tf.errors.InvalidArgumentError with a
 message naming the problem.
 """
 
@@ -37,8 +39,8 @@ MAX_SIDE = 65535
 # steps would make indexes, and the range coder's work, grow without use.
 MIN_DELTA_INDEX, MAX_DELTA_INDEX = -32, 32
 MAGIC = b"TLIC"
-VERSION = 1
-HEADER_SIZE = 21
+VERSION = 2
+HEADER_SIZE = 25
 CHECKSUM_SIZE = 4
 
 
@@ -46,6 +48,12 @@ CHECKSUM_SIZE = 4
 def _byte_table():
   """One single-byte string per value: gathering and joining writes bytes."""
   return tf.constant([bytes([i]) for i in range(256)])
+
+
+def byte_string(values):
+  """One string of the bytes `values` (ints in [0, 256))."""
+  return tf.strings.reduce_join(
+      tf.gather(_byte_table(), tf.cast(values, tf.int32)))
 
 
 def _to_bytes(values, widths):
@@ -56,7 +64,7 @@ def _to_bytes(values, widths):
     for shift in reversed(range(width)):
       out.append(tf.bitwise.bitwise_and(
           tf.bitwise.right_shift(value, 8 * shift), 255))
-  return tf.strings.reduce_join(tf.gather(_byte_table(), tf.stack(out)))
+  return byte_string(tf.stack(out))
 
 
 def _from_bytes(data, start, width):
@@ -68,7 +76,7 @@ def _from_bytes(data, start, width):
 
 def _checksum(string):
   digest = tf.fingerprint([string])[0, :CHECKSUM_SIZE]
-  return tf.strings.reduce_join(tf.gather(_byte_table(), tf.cast(digest, tf.int32)))
+  return byte_string(digest)
 
 
 def pack(model_id, quantizer, delta_index, rate, height, width, z_string,
@@ -77,8 +85,8 @@ def pack(model_id, quantizer, delta_index, rate, height, width, z_string,
   header = _to_bytes(
       [VERSION, model_id, quantizer, tf.math.floormod(delta_index, 256),
        tf.round(tf.cast(rate, tf.float32) * 256.), height, width,
-       tf.strings.length(z_string)],
-      [1, 4, 1, 1, 2, 2, 2, 4])
+       tf.strings.length(z_string), tf.strings.length(y_string)],
+      [1, 4, 1, 1, 2, 2, 2, 4, 4])
   body = tf.strings.join([MAGIC, header, z_string, y_string])
   return body + _checksum(body)
 
@@ -156,10 +164,13 @@ def unpack(container, model_id):
     checks.append(assert_(
         tf.equal(_from_bytes(data, 5, 4), tf.cast(model_id, tf.int64)),
         "stream was made by a different model"))
-    z_length = tf.cast(_from_bytes(data, 17, 4), tf.int32)
+    z_length = _from_bytes(data, 17, 4)
+    y_length = _from_bytes(data, 21, 4)
     checks.append(assert_(
-        z_length <= size - HEADER_SIZE - CHECKSUM_SIZE,
-        "corrupt stream: bad z length"))
+        z_length + y_length == tf.cast(size - HEADER_SIZE - CHECKSUM_SIZE,
+                                       tf.int64),
+        "corrupt stream: its string lengths do not match its size"))
+    z_length = tf.cast(z_length, tf.int32)
     height = tf.cast(_from_bytes(data, 13, 2), tf.int32)
     width = tf.cast(_from_bytes(data, 15, 2), tf.int32)
     checks.append(assert_size(

@@ -14,15 +14,15 @@ Gaussian mass of its cell:
 Scales follow the model's octave grid σ_i = scale_min * 2**(i/8), so a step
 Δ = 2**(j/8) is the table of index i - j (the cells scale with Δ). Tables are
 built once with tfc's pmf_to_quantized_cdf and stored as a stacked lookup
-[tables, length] as tfc's range coder expects (row = [-precision, cdf...];
-negative precision enables the Elias-gamma overflow escape for tail values).
+[tables, length] in tfc's layout (row = [-precision, cdf...], the last
+symbol the overflow through which tail values escape; see index_coder).
 """
 
 import numpy as np
 from scipy import special
 import tensorflow as tf
-import tensorflow_compression as tfc
 
+from tfc_lic import index_coder
 from tfc_lic import scale_grid
 
 QUANTIZERS = ("usq", "q0", "q1")
@@ -63,8 +63,10 @@ def build_lookup(quantizer, scales, precision=PRECISION, tail_mass=TAIL_MASS):
   """Returns (lookup [S, L] int32, offset [S] int32) for Gaussian `scales`.
 
   Row i codes indexes k in [offset[i], -offset[i]] as symbol k - offset[i];
-  anything outside escapes through the overflow symbol.
+  anything outside escapes through the overflow symbol. Needs tfc (its
+  quantization of pmfs); coding with the tables does not.
   """
+  import tensorflow_compression as tfc  # pylint: disable=g-import-not-at-top
   z = special.ndtri(1 - tail_mass / 2)
   rows, offsets = [], []
   for scale in scales:
@@ -118,8 +120,8 @@ class EntropyTables(tf.Module):
   def bits(self, table, k):
     """Information content -log2 P(k) under table `table` (same shapes).
 
-    Indexes outside a table's range cost the escape symbol plus an estimate
-    of the Elias-gamma code of the excess.
+    Indexes outside a table's range cost the overflow symbol plus the
+    escape of their excess (index_coder).
     """
     offset = tf.gather(self.offset, table)
     symbol = k - offset
@@ -132,7 +134,7 @@ class EntropyTables(tf.Module):
     cdf_high = tf.gather(flat, start + 1)
     bits = float(PRECISION) - tf.math.log(
         tf.cast(cdf_high - cdf_low, tf.float32)) / np.log(2.)
-    excess = tf.cast(tf.where(symbol < 0, -symbol, symbol - size + 1),
-                     tf.float32)
-    gamma = 2. * tf.floor(tf.math.log(tf.maximum(excess, 1.)) / np.log(2.)) + 1
-    return tf.where(inside, bits, bits + gamma)
+    excess = tf.where(inside, 1, tf.where(symbol < 0, -symbol,
+                                          symbol - size + 1))
+    return tf.where(inside, bits, bits + index_coder.escape_bits(
+        tf.minimum(excess, 2**16 - 1)))

@@ -6,12 +6,14 @@
   compress_refined(image, quantizer, rate, delta_index, refine_steps)
                                                     -> stream   (slow encoder)
   decompress(stream)                                -> image
+  decompress_with_options(stream, max_pixels)       -> image (decode budget)
   metadata()                                        -> model id, λs, ...
-These use tfc's range-coding ops: import tensorflow_compression before
-tf.saved_model.load (tfc_lic.zoo.load does). Beside it,
-<base>/<name>-core/<version>/ holds only core TF ops, for stock TF Serving
-(analyze, analyze_refined, hyper_decode, synthesize, describe;
-tfc_lic.client does the entropy coding). `export_model` exports a trained
+Core TF ops only: the entropy coder (index_coder) runs its loops compiled
+with XLA, so any TF from 2.14 on loads it (TF Serving with
+--xla_cpu_compilation_enabled=true). Beside it, <base>/<name>-core/<version>/
+holds the transforms without the coder and without XLA, for a server that
+does not compile (analyze, analyze_refined, hyper_decode, synthesize,
+describe; tfc_lic.client does the entropy coding). `export_model` exports a trained
 model with its weights stored as float16: half the size, same outputs.
 """
 
@@ -86,6 +88,10 @@ class CodecModule(tf.Module):
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="stream")])
   def decompress(self, stream):
     return {"image": self.codec.decompress(stream)}
+
+  @tf.function(input_signature=codec_lib.DECODE_SIGNATURE)
+  def decompress_with_options(self, stream, max_pixels):
+    return {"image": self.codec.decompress_with_options(stream, max_pixels)}
 
   @tf.function(input_signature=[])
   def metadata(self):
@@ -173,7 +179,6 @@ def _metadata(codec, metadata, default_quantizer, default_rate,
       format_version=container.VERSION,
       quantizers=list(codec_lib.QUANTIZERS),
       lmbdas=list(codec.model.lmbdas), num_scales=codec.tables.num_scales,
-      side_model=codec.side_entropy_model.get_config(),
       default_quantizer=default_quantizer, default_rate=default_rate,
       default_delta_index=delta_indexes[default_quantizer],
       delta_indexes=delta_indexes,
@@ -218,9 +223,8 @@ def export_codec(codec, base_dir, name, version, metadata,
                  default_rate=None, delta_indexes=None, overwrite=False):
   """Writes both SavedModels; returns their paths (full, core-op).
 
-  base_dir/name/version holds compress/decompress (tfc ops);
-  base_dir/name-core/version holds the core-op transforms for stock TF
-  Serving. `delta_indexes` maps quantizers to their default step index j
+  base_dir/name/version holds compress/decompress;
+  base_dir/name-core/version holds the transforms only (see above). `delta_indexes` maps quantizers to their default step index j
   (metadata for clients); `compress` uses the default quantizer with its j.
   """
   metadata = _metadata(codec, metadata, default_quantizer, default_rate,
@@ -233,6 +237,7 @@ def export_codec(codec, base_dir, name, version, metadata,
       "compress_with_options": module.compress_with_options,
       "compress_refined": module.compress_refined,
       "decompress": module.decompress,
+      "decompress_with_options": module.decompress_with_options,
       "metadata": module.metadata,
   }, metadata, os.path.join(base_dir, name, str(int(version))), overwrite)
   core_module = TransformsModule(codec.transforms, codec.tables, metadata)

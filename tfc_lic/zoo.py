@@ -56,11 +56,7 @@ def find(model):
 
 
 def load(model=DEFAULT_MODEL):
-  """Loads a codec SavedModel (path or zoo name); `.info` is its metadata.
-
-  Imports tensorflow_compression first: the full model uses its range coder.
-  """
-  import tensorflow_compression  # pylint: disable=g-import-not-at-top,unused-import
+  """Loads a codec SavedModel (path or zoo name); `.info` is its metadata."""
   path = find(model)
   loaded = tf.saved_model.load(path)
   loaded.info = metadata(path)

@@ -1,13 +1,10 @@
-"""The core-op rANS coder (tfc_lic.rans) against tfc's range coder on the
-same latents (#59): size of the y string and time to code it, per quantizer,
-rate and lane count, in one run.
+"""The codec's entropy coder (index_coder: rANS in core TF ops, XLA loops)
+against tfc's range coder, in one run (#59): the same model and latents
+coded by two codecs that differ only in their coder, per image, quantizer
+and rate index: container size and whole compress/decompress time.
 
-The latents of each image are coded in the codec's order (per position,
-along the channels), split into `lanes` runs of positions. rANS uses the
-codec's own tables; an index outside its table costs the overflow symbol
-plus the Elias-gamma bits tfc spends on it. Decoding here reads the tables
-from the encoder (the codec's decoder derives them from the hyperprior and,
-for TCQ, the trellis state: a few more ops a step).
+The baseline (`RangeCoder`) is the coder the codec had up to v18: tfc's
+range-coding ops, Elias-gamma escapes, TCQ decoded channel by channel.
 """
 
 import numpy as np
@@ -17,112 +14,135 @@ import tensorflow_compression as tfc
 from tfc_lic import codec as codec_lib
 from tfc_lic import container
 from tfc_lic import evaluation
-from tfc_lic import rans
+from tfc_lic import scale_grid
 from tfc_lic import zoo
 from tfc_lic.benchmarks import harness
+from tfc_lic.latent_codecs import tcq
+from tfc_lic.latent_codecs import usq
 
 
-def _cdfs(tables):
-  """The tables' cdfs [tables, length] (tfc's rows without their precision)
-  and index offsets [tables], as numpy arrays."""
-  return (tables.lookup.numpy()[:, 1:].astype(np.int64),
-          tables.offset.numpy())
+class RangeCoder(codec_lib.EntropyCoder):
+  """EntropyCoder with tfc's range coder (the pre-v19 coder)."""
+
+  def __init__(self, side_model, codecs, *args):
+    super().__init__((side_model.cdf.numpy(), side_model.cdf_offset.numpy(),
+                      side_model.quantization_offset.numpy()), codecs, *args)
+    self.side_model = side_model
+    self.lookup = codecs[0].tables.lookup
+
+  def encode(self, z, k, table, quantizer, delta_index, rate, height, width):
+    k, table = self.latent_symbols(k, table, quantizer, height, width)
+    handle = tfc.entropy_encode_index(
+        tfc.create_range_encoder([], self.lookup), table,
+        k - tf.gather(self.latent_codecs[0].tables.offset, table))
+    return container.pack(self.model_id, quantizer, delta_index, rate, height,
+                          width, self.side_model.compress(z)[0],
+                          tfc.entropy_encode_finalize(handle))
+
+  def decode_side(self, stream):
+    fields = container.unpack(stream, self.model_id)
+    z_shape = (codec_lib.latent_shape(fields["height"], fields["width"])
+               + 3) // 4
+    return fields, self.side_model.decompress(fields["z_string"][None],
+                                              z_shape)
+
+  def start_latents(self, fields):
+    return tfc.create_range_decoder(fields["y_string"], self.lookup)
+
+  def read_pass(self, cursor, quantizer, delta_index, loc, scale_index):
+    return codec_lib.switch_quantizer(quantizer, lambda i: _read(
+        self.latent_codecs[i], cursor, loc, scale_index, delta_index))
+
+  def finish_latents(self, cursor, *tensors):
+    with tf.control_dependencies([tf.debugging.assert_equal(
+        tfc.entropy_decode_finalize(cursor), True)]):
+      return tuple(tf.identity(t) for t in tensors)
 
 
-def _symbols(cdf, offsets, k, table):
-  """rANS symbols, (starts, freqs), overflow count and gamma bits of `k`."""
-  offset = offsets[table]
-  size = -2 * offset + 1
-  symbol = k - offset
-  inside = (symbol >= 0) & (symbol < size)
-  position = np.where(inside, symbol, size)
-  starts = cdf[table, position]
-  freqs = cdf[table, position + 1] - starts
-  excess = np.where(symbol < 0, -symbol, symbol - size + 1)[~inside]
-  gamma = (2 * np.floor(np.log2(np.maximum(excess, 1))) + 1).sum()
-  return position, starts, freqs, int((~inside).sum()), float(gamma)
+def _read(codec, handle, loc, scale_index, delta_index):
+  """A latent codec's decoding with tfc's range decoder: (handle, k, y_hat)."""
+  tables = codec.tables
+  scales = usq.scale_indexes(scale_index, tables.num_scales)
+  delta = scale_grid.step_size(delta_index)
+  if isinstance(codec, usq.UniformQuantizer):
+    table = tf.reshape(tables.table_index(codec.bank, scales, delta_index),
+                       [-1])
+    handle, symbols = tfc.entropy_decode_index(handle, table, tf.shape(table),
+                                               tf.int32)
+    k = tf.reshape(symbols + tf.gather(tables.offset, table), tf.shape(loc))
+    return handle, k, loc + tf.cast(k, tf.float32) * delta
+  base = codec.coding_order(tables.table_index(0, scales, delta_index))
+  steps, n = tf.shape(base)[0], tf.shape(base)[1]
+
+  def body(t, handle, state, ks, qs):
+    q = tf.gather(codec.state_quantizer, state)
+    table = tables.table_index(tf.gather(tcq.BANKS, q), base[t], 0)
+    handle, symbol = tfc.entropy_decode_index(handle, table, [n], tf.int32)
+    k = symbol + tf.gather(tables.offset, table)
+    state = tf.gather_nd(codec.transitions,
+                         tf.stack([state, tf.bitwise.bitwise_and(k, 1)], -1))
+    return t + 1, handle, state, ks.write(t, k), qs.write(t, q)
+
+  _, handle, _, ks, qs = tf.while_loop(
+      lambda t, *_: t < steps, body,
+      (0, handle, tf.zeros([n], tf.int32), tf.TensorArray(tf.int32, steps),
+       tf.TensorArray(tf.int32, steps)))
+  k, q = ks.stack(), qs.stack()
+  level = tf.cast(tcq.quantizer_levels(q, k), tf.float32)
+  shape = tf.shape(loc)
+  return handle, tf.reshape(tf.transpose(k), shape), loc + tf.reshape(
+      tf.transpose(level), shape) * delta
 
 
-def _in_lanes(values, lanes):
-  """[n] in coding order -> [steps, lanes] (lane i: the i-th run) and the
-  mask of real entries."""
-  steps = -(-len(values) // lanes)
-  padded = np.zeros(steps * lanes, values.dtype)
-  padded[:len(values)] = values
-  active = np.arange(steps * lanes) < len(values)
-  to_lanes = lambda v: v.reshape(lanes, steps).T
-  return to_lanes(padded), to_lanes(active)
+def _codecs(model, tcq_lambda):
+  """(the codec, the same codec with tfc's range coder)."""
+  codec = codec_lib.ImageCodec(model, tcq_lambda=tcq_lambda)
+  baseline = codec_lib.ImageCodec(model, tcq_lambda=tcq_lambda)
+  baseline.coder = RangeCoder(
+      baseline.transforms.side_model, baseline.latent_codecs,
+      codec_lib.encoder_fingerprint(model), model.num_rates,
+      model.coding_scheme)
+  return codec, baseline
 
 
-def run(output_dir, model, images, max_images, lane_counts, repeats):
-  """Codes each image's latents at every rate with USQ and TCQ-8 by both
-  coders; writes entropy_coder.{json,png} with the rows and `summarize`."""
+def run(output_dir, model, images, max_images, quantizers, repeats,
+        timed_images):
+  """Codes each image at every rate index with each quantizer by both
+  codecs, timing the first `timed_images`; writes entropy_coder.{json,png}
+  with the rows and `summarize`."""
   trained, _, _ = zoo.load_trained(model)
   info = zoo.metadata(zoo.find(model))
-  codec = codec_lib.ImageCodec(trained, tcq_lambda=info["tcq_lambda"])
-  analyze = tf.function(codec.transforms.analyze)
-  tables = codec.tables
-  cdf, offsets = _cdfs(tables)
-  cdfs = tf.constant(cdf)
-  range_encode = tf.function(lambda table, symbols: tfc.entropy_encode_finalize(
-      tfc.entropy_encode_index(tfc.create_range_encoder([], tables.lookup),
-                               table, symbols)))
-  range_decode = tf.function(lambda string, table: tfc.entropy_decode_index(
-      tfc.create_range_decoder(string, tables.lookup), table, tf.shape(table),
-      tf.int32)[1])
-  coders = {jit: (tf.function(rans.encode, jit_compile=jit),
-                  tf.function(rans.decode, jit_compile=jit))
-            for jit in (False, True)}
+  coders = dict(zip(("rans", "tfc"), _codecs(trained, info["tcq_lambda"])))
   loaded = list(evaluation.load_images(images).items())[:max_images]
   rows = []
-  for name, image in loaded:
-    for quantizer in ("usq", "tcq8"):
+  for index, (name, image) in enumerate(loaded):
+    for quantizer in quantizers:
       for rate in range(len(info["lmbdas"])):
-        out = analyze(image, codec_lib.quantizer_id(quantizer), float(rate),
-                      info["delta_indexes"][quantizer])
-        k = out["k"].numpy().ravel()
-        table = out["table"].numpy().ravel()
-        indexes = k - offsets[table]
-        tfc_string = range_encode(table, indexes)
-        row = dict(image=name, quantizer=quantizer, rate=rate,
-                   symbols=len(k), tfc_bytes=len(tfc_string.numpy()),
-                   tfc_encode_ms=1000 * harness.median_seconds(
-                       lambda: range_encode(table, indexes), repeats),
-                   tfc_decode_ms=1000 * harness.median_seconds(
-                       lambda: range_decode(tfc_string, table), repeats))
-        symbols, starts, freqs, overflows, gamma = _symbols(cdf, offsets, k,
-                                                            table)
-        row.update(overflows=overflows, lanes={})
-        for lanes in lane_counts:
-          (s, active), (f, _), (t, _), (expected, _) = (
-              _in_lanes(v, lanes) for v in (starts, freqs, table, symbols))
-          result = dict()
-          # Without XLA a loop step costs ~100x more: timed at the most
-          # lanes (fewest steps) only.
-          for jit, (encode, decode) in coders.items():
-            if not jit and lanes != max(lane_counts):
-              continue
-            words, states = encode(s, f, active)
-            decoded, intact = decode(words, states, cdfs, t, active)
-            assert bool(intact)
-            np.testing.assert_array_equal(decoded.numpy()[active],
-                                          expected[active])
-            mode = "xla" if jit else "graph"
-            result[f"{mode}_encode_ms"] = 1000 * harness.median_seconds(
-                lambda: encode(s, f, active), repeats)
-            result[f"{mode}_decode_ms"] = 1000 * harness.median_seconds(
-                lambda: decode(words, states, cdfs, t, active), repeats)
-          bits = 16 * int(tf.size(words)) + 32 * lanes + gamma
-          result["bytes"] = int(np.ceil(bits / 8))
-          result["overhead"] = result["bytes"] / row["tfc_bytes"] - 1
-          row["lanes"][str(lanes)] = result
+        args = (image, codec_lib.quantizer_id(quantizer), float(rate),
+                info["delta_indexes"][quantizer])
+        row = dict(image=name, quantizer=quantizer, rate=rate)
+        decoded = {}
+        for label, codec in coders.items():
+          stream = codec.compress(*args)
+          decoded[label] = codec.decompress(stream).numpy()
+          row[f"{label}_bytes"] = len(stream.numpy())
+          if index >= timed_images:
+            continue
+          row[f"{label}_encode_ms"] = 1000 * harness.median_seconds(
+              lambda codec=codec: codec.compress(*args), repeats)
+          row[f"{label}_decode_ms"] = 1000 * harness.median_seconds(
+              lambda codec=codec, stream=stream: codec.decompress(stream),
+              repeats)
+        assert np.array_equal(decoded["rans"], decoded["tfc"]), name
+        row["overhead"] = row["rans_bytes"] / row["tfc_bytes"] - 1
         rows.append(row)
-        print(f"{name} {quantizer} rate {rate}: tfc {row['tfc_bytes']} B "
-              f"{row['tfc_decode_ms']:.1f} ms; " + "; ".join(
-                  f"{l} lanes {r['overhead']:+.2%}, decode "
-                  f"{r['xla_decode_ms']:.1f} ms" for l, r in
-                  row["lanes"].items()), flush=True)
-  summary = summarize(rows, lane_counts)
+        print(f"{name} {quantizer} rate {rate}: {row['rans_bytes']} B "
+              f"({row['overhead']:+.2%})" + (
+                  f"; encode {row['rans_encode_ms']:.0f} / "
+                  f"{row['tfc_encode_ms']:.0f} ms, decode "
+                  f"{row['rans_decode_ms']:.0f} / {row['tfc_decode_ms']:.0f}"
+                  " ms" if index < timed_images else ""), flush=True)
+  summary = summarize(rows)
   harness.write(
       output_dir, "entropy_coder",
       dict(rows=rows, summary=summary, model=model, images=images,
@@ -131,20 +151,24 @@ def run(output_dir, model, images, max_images, lane_counts, repeats):
   return summary
 
 
-def summarize(rows, lane_counts):
-  """Per lane count: rANS's mean size overhead (%) and XLA times as
-  multiples of tfc's."""
+def summarize(rows):
+  """Per quantizer and rate index: size overhead (%, mean and worst over the
+  images) and time as a multiple of the tfc codec's (mean of ratios)."""
+  groups = {}
+  for row in rows:
+    groups.setdefault((row["quantizer"], row["rate"]), []).append(row)
   return [dict(
-      name=f"{lanes} lanes",
-      overhead_percent=100 * float(np.mean(
-          [r["lanes"][str(lanes)]["overhead"] for r in rows])),
+      name=f"{quantizer} rate {rate}",
+      overhead_percent=100 * float(np.mean([r["overhead"] for r in group])),
+      worst_overhead_percent=100 * float(max(r["overhead"] for r in group)),
       **{f"{step}_vs_tfc": float(np.mean(
-          [r["lanes"][str(lanes)][f"xla_{step}_ms"] / r[f"tfc_{step}_ms"]
-           for r in rows])) for step in ("decode", "encode")})
-          for lanes in lane_counts]
+          [r[f"rans_{step}_ms"] / r[f"tfc_{step}_ms"] for r in group
+           if f"rans_{step}_ms" in r]))
+         for step in ("encode", "decode")})
+               for (quantizer, rate), group in groups.items()]
 
 
 def figure(summary):
   return harness.bar_figure(
-      summary, ["overhead_percent", "decode_vs_tfc", "encode_vs_tfc"],
-      "rANS: size overhead (%) and XLA time (multiple of tfc's)")
+      summary, ["overhead_percent", "encode_vs_tfc", "decode_vs_tfc"],
+      "rANS codec vs tfc's range coder: size overhead (%), time (multiple)")

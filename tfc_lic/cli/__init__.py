@@ -32,22 +32,13 @@ def per_quantizer(flag, parse):
 
 
 def stream_error(error):
-  """The first line of a TF error: our container/decoder messages if any."""
+  """A TF error in one line: the codec's own message (a failed check), else
+  the op's, as a stream the codec could not read."""
   message = getattr(error, "message", str(error))
-  match = re.search(r"\[(not a tfc-lic stream[^\]]*|corrupt[^\]]*|"
-                    r"unsupported[^\]]*|stream was made[^\]]*|"
-                    r"latent stream[^\]]*|unknown quantizer[^\]]*|"
-                    r"image size outside[^\]]*|"
-                    r"(?:quantizer|rate|delta_index) must be[^\]]*)\]", message)
-  if match:
-    return match.group(1)
-  # Else the op's own message: TF puts it after the traceback of the node
-  # ("Graph execution error:", "Detected at node ...", indented frames).
-  lines = [line for line in message.splitlines() if line.strip() and
-           not line[0].isspace() and not line.startswith(
-               ("Graph execution error", "Detected at node", "Node:"))]
-  reason = lines[-1] if lines else message.strip()
-  return f"corrupt or unreadable stream ({reason[:200]})"
+  if re.search(r"assertion failed: \[|Summarized data: b'", message):
+    return codec.error_message(error)
+  reason = codec.error_message(error) or message.strip()[:200]
+  return f"corrupt or unreadable stream ({reason})"
 
 
 @contextlib.contextmanager

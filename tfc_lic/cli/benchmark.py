@@ -23,6 +23,7 @@ from absl import app
 from absl import flags
 
 from tfc_lic import cli
+from tfc_lic import codec as codec_lib
 from tfc_lic import precision
 from tfc_lic import settings
 from tfc_lic import zoo
@@ -48,14 +49,16 @@ flags.DEFINE_enum("what", "training",
                   "single-rate one (variable_rate), trained weights' loss on "
                   "several image sets (generalization), stage-2 syntheses' "
                   "distortion (synthesis), a run's validation loss "
-                  "extrapolated (learning_curve), or the core-op rANS coder "
-                  "against tfc's range coder (entropy_coder).")
+                  "extrapolated (learning_curve), or the codec's entropy "
+                  "coder against tfc's range coder (entropy_coder).")
 flags.DEFINE_string("output_dir", "results/benchmarks", "Where to write.")
 # codec, memory, entropy_coder
 flags.DEFINE_string("model", zoo.DEFAULT_MODEL,
                     "Codec SavedModel (zoo name or path).")
-flags.DEFINE_list("lanes", ["1", "8", "64", "256"],
-                  "rANS lane counts for --what=entropy_coder.")
+flags.DEFINE_list("quantizers", list(codec_lib.QUANTIZERS),
+                  "Quantizers for --what=entropy_coder.")
+flags.DEFINE_integer("timed_images", 4,
+                     "Images timed for --what=entropy_coder (all are sized).")
 flags.DEFINE_list("also_models", [],
                   "More codec SavedModels for --what=codec, measured in the "
                   "same run as --model.")
@@ -180,8 +183,8 @@ def _synthesis():
 def _entropy_coder():
   _require("images")
   entropy_coder.run(FLAGS.output_dir, FLAGS.model, FLAGS.images,
-                    FLAGS.max_images, [int(l) for l in FLAGS.lanes],
-                    FLAGS.repeats)
+                    FLAGS.max_images, FLAGS.quantizers, FLAGS.repeats,
+                    FLAGS.timed_images)
 
 
 def _learning_curve():

@@ -45,8 +45,9 @@ def main(argv):
                        "(--max_pixels)")
     codec = zoo.load(FLAGS.model)
     start = time.perf_counter()
-    image = codec.signatures["decompress"](
-        stream=tf.constant(stream))["image"].numpy()
+    image = codec.signatures["decompress_with_options"](
+        stream=tf.constant(stream),
+        max_pixels=tf.constant(FLAGS.max_pixels, tf.int64))["image"].numpy()
     seconds = time.perf_counter() - start
     image_io.write_atomic(output, image_io.encode_png(image),
                           overwrite=FLAGS.overwrite)

@@ -22,9 +22,9 @@ updates every trellis's state from the index it just decoded.
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_compression as tfc
 
 from tfc_lic import entropy_tables
+from tfc_lic import index_coder
 from tfc_lic import scale_grid
 from tfc_lic import settings
 from tfc_lic.latent_codecs import usq
@@ -149,7 +149,9 @@ class TrellisCodedQuantizer(usq.LatentCodec):
     """Returns (indexes k, table ids, y_hat), all shaped like `y`."""
     delta = scale_grid.step_size(delta_index)
     base = usq.scale_indexes(scale_index, self.tables.num_scales) - delta_index
-    u = self.coding_order((y - loc) / delta)
+    # Candidates then stay within the coder's index range.
+    bound = 2. * index_coder.MAX_INDEX - 4.
+    u = self.coding_order(tf.clip_by_value((y - loc) / delta, -bound, bound))
     base_t = self.coding_order(base)
     k, q = self.search(u, base_t)
     table = self.tables.table_index(tf.gather(BANKS, q), base_t, 0)
@@ -159,38 +161,20 @@ class TrellisCodedQuantizer(usq.LatentCodec):
     return (self._from_coding_order(k, shape),
             self._from_coding_order(table, shape), y_hat)
 
-  def write(self, handle, k, table):
-    """Appends k, coded with its (state-dependent) tables, in coding order."""
-    table = tf.reshape(self.coding_order(table), [-1])
-    symbols = (tf.reshape(self.coding_order(k), [-1]) -
-               tf.gather(self.tables.offset, table))
-    return tfc.entropy_encode_index(handle, table, symbols)
-
-  def read(self, handle, loc, scale_index, delta_index):
-    """Decodes channel by channel, tracking every trellis's state."""
+  def read(self, coder, cursor, loc, scale_index, delta_index):
+    """Decodes in coding order, the coder tracking every trellis's state:
+    (cursor, k, y_hat)."""
     shape = tf.shape(loc)
-    base = self.coding_order(
-        usq.scale_indexes(scale_index, self.tables.num_scales) - delta_index)
-    steps, n = tf.shape(base)[0], tf.shape(base)[1]
-    banks = tf.constant(BANKS, tf.int32)
-
-    def body(t, handle, state, ks, qs):
-      q = tf.gather(self.state_quantizer, state)
-      table = self.tables.table_index(tf.gather(banks, q), base[t], 0)
-      handle, symbol = tfc.entropy_decode_index(handle, table, [n], tf.int32)
-      k = symbol + tf.gather(self.tables.offset, table)
-      state = tf.gather_nd(
-          self.transitions,
-          tf.stack([state, tf.bitwise.bitwise_and(k, 1)], -1))
-      return t + 1, handle, state, ks.write(t, k), qs.write(t, q)
-
-    _, handle, _, ks, qs = tf.while_loop(
-        lambda t, *_: t < steps, body,
-        (0, handle, tf.zeros([n], tf.int32),
-         tf.TensorArray(tf.int32, size=steps),
-         tf.TensorArray(tf.int32, size=steps)))
-    k, q = ks.stack(), qs.stack()
+    base = self.coding_order(self.tables.table_index(
+        0, usq.scale_indexes(scale_index, self.tables.num_scales),
+        delta_index))
+    state_rows = tf.gather(BANKS, self.state_quantizer) * self.tables.num_scales
+    cursor, k, rows = coder.decode(cursor, base, (
+        self.transitions, state_rows, tf.shape(base)[1]))
+    q = tf.cast(rows // self.tables.num_scales == BANKS[1], tf.int32)
     level = tf.cast(quantizer_levels(q, k), tf.float32)
-    y_hat = loc + self._from_coding_order(level, shape) * scale_grid.step_size(
-        delta_index)
-    return handle, self._from_coding_order(k, shape), y_hat
+    y_hat = loc + self._from_coding_order(
+        tf.reshape(level, tf.shape(base)), shape) * scale_grid.step_size(
+            delta_index)
+    return cursor, self._from_coding_order(tf.reshape(k, tf.shape(base)),
+                                           shape), y_hat

@@ -1,0 +1,83 @@
+"""The shipped SavedModel on the newest TensorFlow (#59): a second venv
+(Python 3.12, the newest tensorflow-cpu from the registry, no tfc and no
+tfc_lic; `make test` builds it) round-trips Kodak images, writes the same
+bytes as this stack (TF 2.14) and decodes either stack's streams to the
+same pixels."""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import KODAK, REPO
+from tfc_lic import image_io
+from tfc_lic import metrics
+from tfc_lic import zoo
+
+NEWEST_TF_PYTHON = os.environ.get(
+    "TFC_LIC_NEWEST_TF_PYTHON",
+    os.path.join(REPO, ".venv-newest-tf", "bin", "python"))
+IMAGES = ("kodim04.png", "kodim19.png")
+RATES = (0., 5.)
+
+NEWEST = """
+import sys, numpy as np, tensorflow as tf
+from PIL import Image
+model = tf.saved_model.load(sys.argv[1])
+folder, images, rates = sys.argv[2], sys.argv[3].split(","), sys.argv[4]
+for i, path in enumerate(images):
+  image = np.asarray(Image.open(path).convert("RGB"))
+  for q in (0, 1, 2):
+    for j, rate in enumerate(float(r) for r in rates.split(",")):
+      name = f"{folder}/{i}-{q}-{j}"
+      stream = model.signatures["compress_with_options"](
+          image=tf.constant(image), quantizer=tf.constant(q),
+          rate=tf.constant(rate), delta_index=tf.constant(4))["stream"]
+      open(f"{name}-newest.tlic", "wb").write(stream.numpy())
+      for who in ("newest", "ours"):
+        data = open(f"{name}-{who}.tlic", "rb").read()
+        np.save(f"{name}-{who}-by-newest.npy", model.signatures["decompress"](
+            stream=tf.constant(data))["image"].numpy())
+assert "tensorflow_compression" not in sys.modules
+print(tf.__version__)
+"""
+
+
+def test_newest_tensorflow_codes_as_this_stack_does(tmp_path):
+  if not os.path.exists(NEWEST_TF_PYTHON):
+    pytest.fail(f"{NEWEST_TF_PYTHON} missing: `make newest-tf` builds it")
+  model = zoo.load()
+  paths = [os.path.join(KODAK, name) for name in IMAGES]
+  images = [image_io.read_image(p) for p in paths]
+  for i, image in enumerate(images):
+    for q in (0, 1, 2):
+      for j, rate in enumerate(RATES):
+        stream = model.signatures["compress_with_options"](
+            image=tf.constant(image), quantizer=tf.constant(q),
+            rate=tf.constant(rate), delta_index=tf.constant(4))["stream"]
+        with open(tmp_path / f"{i}-{q}-{j}-ours.tlic", "wb") as f:
+          f.write(stream.numpy())
+  result = subprocess.run(
+      [NEWEST_TF_PYTHON, "-c", NEWEST, zoo.find(zoo.DEFAULT_MODEL),
+       str(tmp_path), ",".join(paths), ",".join(map(str, RATES))],
+      capture_output=True, text=True, timeout=900,
+      env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  version = result.stdout.split()[-1]
+  assert int(version.split(".")[1]) > 14, version
+  for i, image in enumerate(images):
+    for q in (0, 1, 2):
+      for j, _ in enumerate(RATES):
+        name = tmp_path / f"{i}-{q}-{j}"
+        ours = open(f"{name}-ours.tlic", "rb").read()
+        newest = open(f"{name}-newest.tlic", "rb").read()
+        assert ours == newest, (f"{IMAGES[i]} quantizer {q} rate {RATES[j]}:"
+                                f" TF {version} wrote other bytes")
+        decoded = model.signatures["decompress"](
+            stream=tf.constant(newest))["image"].numpy()
+        for who in ("ours", "newest"):
+          np.testing.assert_array_equal(
+              np.load(f"{name}-{who}-by-newest.npy"), decoded)
+        assert metrics.psnr(image, decoded) > 24
