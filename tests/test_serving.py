@@ -103,6 +103,13 @@ def exported(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def full_model(exported):
+  """The full SavedModel, loaded once: every load compiles its coding loops
+  with XLA again, and a test process would keep them all."""
+  return zoo.load(exported[0])
+
+
+@pytest.fixture(scope="module")
 def core_transport(exported):
   """The core SavedModel in process, loaded once (loading takes seconds)."""
   return client_lib.saved_model_transport(exported[1])
@@ -166,8 +173,8 @@ def test_client_refined_streams_equal_full_codec_streams(client,
       image, 0, 0.5, delta_index, 4).numpy()
 
 
-def test_client_decodes_full_saved_model_default_stream(exported, client):
-  full = tf.saved_model.load(exported[0])
+def test_client_decodes_full_saved_model_default_stream(full_model, client):
+  full = full_model
   image = smooth_image(33, 47, seed=4)
   stream = full.signatures["compress"](image=tf.constant(image))["stream"]
   assert client.compress(image) == stream.numpy()
@@ -202,12 +209,12 @@ ARGUMENTS = [
 
 
 @pytest.mark.parametrize("argument, value, error", ARGUMENTS)
-def test_signatures_and_client_check_every_argument(exported, client,
+def test_signatures_and_client_check_every_argument(full_model, client,
                                                     argument, value, error):
   """compress_refined (compress_with_options for the others) and the
   client: a clean error naming the argument, or a stream of the right size
   at the quality its step gives."""
-  loaded = zoo.load(exported[0])
+  loaded = full_model
   arguments = dict(image=smooth_image(24, 40, seed=6), quantizer=0, rate=1.,
                    delta_index=0)
   arguments[argument] = value
@@ -243,11 +250,11 @@ def test_signatures_and_client_check_every_argument(exported, client,
     assert np.mean((fine - image) ** 2) < np.mean((coarse - image) ** 2)
 
 
-def test_decode_budget_is_enforced_in_the_graph_and_by_the_client(exported,
+def test_decode_budget_is_enforced_in_the_graph_and_by_the_client(full_model,
                                                                    client):
   """decompress_with_options and Client.decompress refuse an image above
   max_pixels from its header; at the budget they decode."""
-  loaded = zoo.load(exported[0])
+  loaded = full_model
   stream = client.compress(smooth_image(24, 40, seed=7))
   decode = lambda budget: loaded.signatures["decompress_with_options"](
       stream=tf.constant(stream), max_pixels=tf.constant(budget, tf.int64))
@@ -338,7 +345,7 @@ def test_version_folders_follow_the_umask(exported):
 
 
 def test_metadata_lists_every_quantizers_settings(exported):
-  info = zoo.load(exported[0]).info
+  info = zoo.metadata(exported[0])
   """Those the export names, and the shipped ones for the others."""
   assert info["delta_indexes"] == dict(settings.DELTA_INDEXES, tcq8=-2)
   assert info["refine_lambda_scales"] == dict(settings.REFINE_LAMBDA_SCALES,
@@ -381,8 +388,8 @@ def test_saved_model_gives_back_the_exported_model(exported, tiny_model):
   for restored, source in zip(model.variables, tiny_model.variables):
     np.testing.assert_array_equal(
         restored.numpy(), source.numpy().astype(np.float16).astype(np.float32))
-  assert int(codec_lib.encoder_fingerprint(model)) == zoo.load(
-      exported[0]).info["model_id"]
+  assert int(codec_lib.encoder_fingerprint(model)) == zoo.metadata(
+      exported[0])["model_id"]
 
 
 def test_rdft_up_kernel_model_exports_and_comes_back(tmp_path):

@@ -1,6 +1,7 @@
 """The shipped model zoo: SavedModels load in plain TF processes and round-trip
 images bit-exactly; coded sizes match the entropy model; PSNR as measured."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -20,6 +21,13 @@ from tfc_lic import refinement
 from tfc_lic import zoo
 
 ZOO = os.path.join(REPO, "saved_models")
+
+
+@functools.lru_cache(maxsize=None)
+def _loaded(name):
+  """A zoo SavedModel, loaded once: every load compiles its coding loops
+  with XLA again, and a test process would keep them all."""
+  return zoo.load(os.path.join(ZOO, name))
 CHECKPOINTS = os.path.join(REPO, "checkpoints")
 FOLDERS = sorted(d for d in os.listdir(ZOO) if os.path.isdir(
     os.path.join(ZOO, d))) if os.path.isdir(ZOO) else []
@@ -73,7 +81,7 @@ def test_core_saved_model_runs_without_tfc(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_client_with_core_model_writes_the_full_models_streams(name, kodim23):
-  full = zoo.load(os.path.join(ZOO, name))
+  full = _loaded(name)
   client = client_lib.Client(client_lib.saved_model_transport(
       zoo.resolve(os.path.join(ZOO, name + export.CORE_SUFFIX))))
   for quantizer in ("usq", "tcq8"):
@@ -214,7 +222,7 @@ EXPECTED = {"mbt2018-mean-vr": (0.3648, 37.02)}
 @pytest.mark.parametrize("name", MODELS)
 def test_default_compress_matches_measured_rd(name, kodim23):
   from tfc_lic import metrics  # pylint: disable=g-import-not-at-top
-  model = zoo.load(os.path.join(ZOO, name))
+  model = _loaded(name)
   stream = model.signatures["compress"](image=tf.constant(kodim23))["stream"]
   image = model.signatures["decompress"](stream=stream)["image"].numpy()
   bpp = metrics.bpp(len(stream.numpy()), *kodim23.shape[:2])
@@ -293,7 +301,7 @@ def test_compress_binary_refines_on_request(tmp_path, kodim23):
   assert result.returncode == 0, result.stderr
   assert "5 refinement steps" in result.stdout
   stream = (tmp_path / "crop.tlic").read_bytes()
-  decoded = zoo.load(os.path.join(ZOO, MODELS[0])).signatures[
+  decoded = _loaded(MODELS[0]).signatures[
       "decompress"](stream=tf.constant(stream))["image"].numpy()
   assert decoded.shape == (128, 160, 3)
 
@@ -305,7 +313,7 @@ def test_saved_model_refines_as_the_library(name, kodim23):
   codec built from its weights and metadata (and differ from those of λ
   unscaled)."""
   model, _, _ = zoo.load_trained(os.path.join(ZOO, name))
-  saved_model = zoo.load(os.path.join(ZOO, name))
+  saved_model = _loaded(name)
   info = saved_model.info
   crop = kodim23[128:384, 256:512]
   # One codec per setting, each traced once for both quantizers.

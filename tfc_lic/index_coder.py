@@ -241,9 +241,13 @@ class IndexCoder(tf.Module):
     steps = tf.size(base_rows)
     transitions, state_rows, trellises = trellis or no_trellis(steps)
     # Reads past the words' end give zeros, as padding does.
+    # Tables as tensors: the loop is one tf.function for every coder, and a
+    # trace taking variables would hold on to a deleted coder's.
     state, position, k, rows = _decode_loop(
-        _padded(words, bucket(tf.size(words))), state, position, self.cdfs,
-        self.offsets, self.sizes, _padded(base_rows, bucket(steps)), steps,
+        _padded(words, bucket(tf.size(words))), state, position,
+        *(tf.convert_to_tensor(v) for v in (self.cdfs, self.offsets,
+                                            self.sizes)),
+        _padded(base_rows, bucket(steps)), steps,
         transitions, state_rows, trellises,
         tf.zeros([bucket(trellises)], tf.int32))
     return (words, state, position), k[:steps], rows[:steps]

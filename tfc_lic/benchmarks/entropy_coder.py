@@ -39,7 +39,8 @@ class RangeCoder(codec_lib.EntropyCoder):
                           width, self.side_model.compress(z)[0],
                           tfc.entropy_encode_finalize(handle))
 
-  def decode_side(self, stream):
+  def decode_side(self, stream, max_pixels=container.MAX_PIXELS):
+    del max_pixels  # The codec's check, not the coder's: not timed here.
     fields = container.unpack(stream, self.model_id)
     z_shape = (codec_lib.latent_shape(fields["height"], fields["width"])
                + 3) // 4
