@@ -186,8 +186,9 @@ class Transforms(tf.Module):
       loc, scale_index = self.pass_parameters(
           latents["loc"], latents["scale_index"], y_hat)
       gather = lambda t, indexes=indexes: coding_passes.gather(t, indexes)
-      out = switch_quantizer(quantizer, lambda i: self.latent_codecs[i].quantize(
-          gather(y), gather(loc), gather(scale_index), delta_index))
+      out = switch_quantizer(quantizer, lambda i: self.latent_codecs[
+          i].quantize(gather(y), gather(loc), gather(scale_index),
+                      delta_index))
       k, table, y_hat = (coding_passes.scatter(t, indexes, v)
                          for t, v in zip((k, table, y_hat), out))
     return k, table, y_hat
@@ -289,7 +290,8 @@ class EntropyCoder(tf.Module):
     """Indexes k and their tables [N] in the order they are coded."""
     symbols = []
     for indexes in self.passes(height, width):
-      k_pass, table_pass = (coding_passes.gather(t, indexes) for t in (k, table))
+      k_pass, table_pass = (coding_passes.gather(t, indexes)
+                            for t in (k, table))
       symbols.append(switch_quantizer(
           quantizer, lambda i: self.latent_codecs[i].symbols(k_pass,
                                                              table_pass)))

@@ -7,9 +7,9 @@ laid out as the decoder reads them, by step and then by lane (Giesen,
 "Interleaved entropy coders", 2014). Probabilities are in units of 2**-16
 and states live in [2**32, 2**48) in int64, so a symbol moves one word at
 most, and truncating a state to a multiple of a symbol's frequency costs
-~2**-16 bits a symbol (a state of [2**16, 2**32) lost ~0.3 %); a final state
-is STATE_BITS long and all arithmetic is on integers: the same on every machine, with or
-without XLA. The decoder runs as many steps as its caller says and reads
+~2**-16 bits a symbol (a state of [2**16, 2**32) lost ~0.3 %); a final
+state is STATE_BITS long. All arithmetic is on integers: the same on every
+machine, with or without XLA. The decoder runs as many steps as its caller says and reads
 words at positions it computes, clamped to the stream: a corrupt stream
 decodes to garbage flagged as not `intact`, never to a hang. (XLA drops
 assertions, so the flag is returned for the caller to check outside the
