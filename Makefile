@@ -16,10 +16,13 @@ $(VENV)/.installed: setup.py constraints.txt
 NEWEST_TF_VENV ?= .venv-newest-tf
 PYTHON312 ?= $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin/python3.12 \
     2>/dev/null | tail -1 || command -v python3.12)
+# (Without this checkout on PYTHONPATH: that environment has no tfc_lic.)
 $(NEWEST_TF_VENV)/.installed:
 	$(or $(PYTHON312),python3.12) -m venv $(NEWEST_TF_VENV)
-	$(NEWEST_TF_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(NEWEST_TF_VENV)/bin/python -m pip install --quiet tensorflow-cpu pillow
+	env -u PYTHONPATH $(NEWEST_TF_VENV)/bin/python -m pip install --quiet \
+	    --upgrade pip
+	env -u PYTHONPATH $(NEWEST_TF_VENV)/bin/python -m pip install --quiet \
+	    tensorflow-cpu pillow
 	touch $@
 
 .PHONY: install newest-tf demo test benchmark
