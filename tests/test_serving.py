@@ -392,6 +392,7 @@ def test_saved_model_gives_back_the_exported_model(exported, tiny_model):
       exported[0])["model_id"]
 
 
+@pytest.mark.slow  # ~170 s on 2 cores: a second export of its own.
 def test_rdft_up_kernel_model_exports_and_comes_back(tmp_path):
   """A model trained with --up_kernel=rdft (kernels computed from float16-
   stored RDFT variables in the export) codes as a float32 codec of the same
