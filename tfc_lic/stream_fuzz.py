@@ -35,7 +35,8 @@ def _set(body, field, value):
 
 def _strings(body):
   """(header, z string, y string) of a container body."""
-  z_length = int.from_bytes(body[17:21], "big")
+  offset, width = FIELDS["z length"]
+  z_length = int.from_bytes(body[offset:offset + width], "big")
   header = body[:container.HEADER_SIZE]
   return (header, body[container.HEADER_SIZE:container.HEADER_SIZE + z_length],
           body[container.HEADER_SIZE + z_length:])
