@@ -1,5 +1,7 @@
 """Bitstreams: bit-exact round trips, container validation, odd sizes."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,14 +14,15 @@ QUANTIZERS = list(codec_lib.QUANTIZERS)
 
 @pytest.fixture(scope="module")
 def encode(tiny_codec):
-  return tf.function(tiny_codec.encode, input_signature=[
+  return tf.function(functools.partial(tiny_codec.encode, diagnostics=True),
+                     input_signature=[
       tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
       tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
 
 
 @pytest.fixture(scope="module")
 def decode(tiny_codec):
-  return tf.function(tiny_codec.decode,
+  return tf.function(functools.partial(tiny_codec.decode, diagnostics=True),
                      input_signature=[tf.TensorSpec([], tf.string)])
 
 
@@ -121,9 +124,9 @@ def test_crafted_header_with_huge_size_is_refused(decode, stream):
       decode, crafted)
 
 
-def test_encoder_refuses_images_above_the_pixel_limit(tiny_codec):
+def test_encoder_refuses_images_above_the_side_limit(tiny_codec):
   from tfc_lic import container  # pylint: disable=g-import-not-at-top
-  too_wide = tf.zeros([1, container.MAX_PIXELS + 1, 3], tf.uint8)
+  too_wide = tf.zeros([1, container.MAX_SIDE + 1, 3], tf.uint8)
   with pytest.raises(tf.errors.InvalidArgumentError, match="limit"):
     tiny_codec.compress(too_wide, 0, 1., 0)
 

@@ -38,8 +38,9 @@ def decode(tiny_codec):
 
 @pytest.fixture(scope="module")
 def streams(tiny_codec):
-  return [tiny_codec.compress(smooth_image(40 + 8 * q, 56, seed=q), q, 1.,
-                              0).numpy() for q in range(3)]
+  """Single-tile streams and a 1 x 2 tile one of each quantizer."""
+  return [tiny_codec.compress(smooth_image(*shape, seed=q), q, 1., 0).numpy()
+          for q in range(3) for shape in ((40 + 8 * q, 56), (24, 1040))]
 
 
 def test_mutations_keep_the_checksum_right(tiny_codec, streams, decode):
@@ -76,16 +77,18 @@ def test_fuzz_decoder(tiny_codec, streams, decode):
 # prints one line per fuzz case and its peak memory at the end.
 WORKER = """
 import resource, sys, time
+import numpy as np
 import tensorflow as tf
 from tfc_lic import client as client_lib, image_io, stream_fuzz, zoo
 path, core, mode, count, image = sys.argv[1:6]
 model = zoo.load(path)
 image = image_io.read_image(image)
+image = np.concatenate([image, image[:, ::-1]], 1)  # Two tiles wide.
 streams = [model.signatures["compress_with_options"](
     image=tf.constant(image[:h, :w]), quantizer=tf.constant(q),
     rate=tf.constant(r), delta_index=tf.constant(4))["stream"].numpy()
            for q in range(3) for h, w, r in ((40, 56, 0.), (72, 128, 5.),
-                                             (130, 66, 3.))]
+                                             (130, 66, 3.), (40, 1040, 2.))]
 if mode == "client":
   decode = client_lib.Client(client_lib.saved_model_transport(core)).decompress
 else:

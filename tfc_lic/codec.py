@@ -27,6 +27,7 @@ from tfc_lic import index_coder
 from tfc_lic import latent_codecs
 from tfc_lic import refinement
 from tfc_lic import settings
+from tfc_lic import tiling
 
 QUANTIZERS = tuple(latent_codecs.QUANTIZER_IDS)
 
@@ -134,7 +135,11 @@ def switch_quantizer(quantizer, fn):
 
 
 class Transforms(tf.Module):
-  """The model half of the codec; core TensorFlow ops only."""
+  """The model half of the codec; core TensorFlow ops only.
+
+  Every transform runs a tile at a time (see tiling), on the tile and the
+  halo its receptive field needs, so that results equal the whole image's.
+  """
 
   def __init__(self, model, side_model, codecs, refine_lambda_scales,
                refine_learning_rates, name="transforms"):
@@ -149,54 +154,107 @@ class Transforms(tf.Module):
     self.latent_codecs = codecs
     self.refine_lambda_scales = refine_lambda_scales
     self.refine_learning_rates = refine_learning_rates
+    # Halos: pixels around a tile for the analysis, latents for the
+    # hyper-analysis and the synthesis, hyper-latents for the hyper-synthesis.
+    self.halos = dict(
+        analysis=tiling.halo(model.analysis_transform.layers, tiling.STRIDE),
+        hyper_analysis=tiling.halo(model.hyper_analysis_transform.layers,
+                                   tiling.Z_STRIDE),
+        hyper_synthesis=tiling.halo(model.hyper_synthesis_transform.layers, 1),
+        synthesis=max(tiling.halo(model.synthesis_for(q).layers, 1)
+                      for q in QUANTIZERS))
 
-  def latents(self, x, rate, refine=None):
-    """Images [B, H, W, 3] -> y, z, z_hat and the hyperprior's loc, scale.
+  def _tile_latents(self, image, grid, index, rate):
+    """y [1, h, w, M] of a tile, from the pixels of its window."""
+    start, size = grid.pixel_box(index)
+    low, length = tiling.window(start, size, self.halos["analysis"],
+                                tf.shape(image)[:2])
+    y = self.model.latents(
+        tf.cast(tiling.crop(image[None], low, length), tf.float32), rate)
+    return tiling.crop(y, (start - low) // tiling.STRIDE, grid.box(index)[1])
+
+  def _tile_hyper_latents(self, y_tiles, grid, index):
+    """z [1, h, w, C] of a tile, from the latents of its window."""
+    y, offset = tiling.latent_window(y_tiles, grid, index,
+                                     self.halos["hyper_analysis"])
+    z = self.model.hyper_latents(y)
+    return tiling.crop(z, offset // tiling.Z_STRIDE, grid.z_box(index)[1])
+
+  def latents(self, image, rate, refine=None):
+    """uint8 image [H, W, 3] -> its tile grid, y (a TensorArray of padded
+    tiles) and z [1, h, w, C].
 
     `refine` (quantizer, delta_index, steps): y and z refined for that
-    quantizer's synthesis (see refinement; one image at a time).
+    quantizer's synthesis (see refinement; whole images up to its
+    MAX_PIXELS).
     """
-    y, z = self.model.analyze(x, rate)
+    grid = tiling.Grid(tf.shape(image)[0], tf.shape(image)[1])
     if refine is not None:
+      x = tf.cast(image, tf.float32)[None]
+      y, z = self.model.analyze(x, rate)
       quantizer, delta_index, steps = refine
       y, z = switch_quantizer(quantizer, lambda i: refinement.refine(
           self.model, self.side_model.quantize, self.latent_codecs[i], x, y,
           z, rate, delta_index, steps,
           self.model.synthesis_for(QUANTIZERS[i]),
           self.refine_lambda_scales[i], self.refine_learning_rates[i]))
-    z_hat = self.side_model.quantize(z)
+      return grid, tiling.split(y, grid), z
+    (y_tiles,) = tiling.map_tiles(lambda i: [tiling.pad(
+        self._tile_latents(image, grid, i, rate), tiling.TILE)], grid.count,
+                                  [tf.float32])
+    z = tiling.assemble(lambda i: self._tile_hyper_latents(
+        y_tiles, grid, i)[0], grid, tf.float32)[None]
+    return grid, y_tiles, z
+
+  def tile_parameters(self, z_hat, grid, index):
+    """The hyperprior's (loc, scale_index) [1, h, w, M] for a tile, from the
+    hyper-synthesis of the decoded z around it."""
+    start, size = grid.z_box(index)
+    low, length = tiling.window(start, size, self.halos["hyper_synthesis"],
+                                grid.z_shape)
+    window = tiling.crop(z_hat, low, length)
     loc, scale_index = self.model.hyper_decode(
-        z_hat, tf.shape(y)[1:3], exact=True)
-    return dict(y=y, z=z, z_hat=z_hat, loc=loc, scale_index=scale_index)
+        window, length * tiling.Z_STRIDE, exact=True)
+    y_start, y_size = grid.box(index)
+    offset = y_start - low * tiling.Z_STRIDE
+    return (tiling.crop(loc, offset, y_size),
+            tiling.crop(scale_index, offset, y_size))
 
   def pass_parameters(self, loc, scale_index, decoded):
     """(loc, scale_index) of a coding pass given the latents decoded so far
     (zero elsewhere); the hyperprior's own for a model without context."""
     return self.model.pass_parameters((loc, scale_index), decoded, exact=True)
 
-  def quantize(self, latents, quantizer, delta_index):
-    """(k, table ids, y_hat) of the latents under a quantizer id, pass by
-    pass (a pass's parameters depend on the y_hat of the earlier ones)."""
-    y = latents["y"]
+  def quantize(self, y, loc, scale_index, quantizer, delta_index):
+    """(k, table ids, y_hat) of a tile's latents under a quantizer id, pass
+    by pass (a pass's parameters depend on the y_hat of the earlier ones)."""
     k = table = tf.zeros(tf.shape(y), tf.int32)
     y_hat = tf.zeros_like(y)
     shape = tf.shape(y)
     for indexes in coding_passes.positions(
         self.model.coding_scheme, shape[1], shape[2]):
-      loc, scale_index = self.pass_parameters(
-          latents["loc"], latents["scale_index"], y_hat)
+      loc_pass, scale_pass = self.pass_parameters(loc, scale_index, y_hat)
       gather = lambda t, indexes=indexes: coding_passes.gather(t, indexes)
       out = switch_quantizer(quantizer, lambda i: self.latent_codecs[
-          i].quantize(gather(y), gather(loc), gather(scale_index),
+          i].quantize(gather(y), gather(loc_pass), gather(scale_pass),
                       delta_index))
       k, table, y_hat = (coding_passes.scatter(t, indexes, v)
                          for t, v in zip((k, table, y_hat), out))
     return k, table, y_hat
 
+  def quantize_tile(self, latents, index, quantizer, delta_index):
+    """(k, table ids, y_hat) [1, h, w, M] of one tile of `latents`
+    (analyze's)."""
+    grid = latents["grid"]
+    y = tiling.crop(latents["y"].read(index)[None], [0, 0],
+                    grid.box(index)[1])
+    loc, scale_index = self.tile_parameters(latents["z_hat"], grid, index)
+    return self.quantize(y, loc, scale_index, quantizer, delta_index)
+
   def analyze(self, image, quantizer, rate, delta_index, refine_steps=None):
-    """uint8 image [H, W, 3] -> latents plus indexes k, tables and y_hat;
-    with `refine_steps`, latents refined by that many steps (see refinement;
-    images up to refinement.MAX_PIXELS)."""
+    """uint8 image [H, W, 3] -> dict of its tile grid, y (padded tiles), z
+    and z_hat, after checking the arguments; with `refine_steps`, latents
+    refined by that many steps (see refinement)."""
     shape = tf.shape(image)
     checks = [container.assert_size(
         shape[0], shape[1],
@@ -214,27 +272,29 @@ class Transforms(tf.Module):
           tf.identity, (image, quantizer, rate, delta_index))
     if refine_steps is not None:
       refine = (quantizer, delta_index, refine_steps)
-    latents = self.latents(tf.cast(image, tf.float32)[None], rate, refine)
-    k, table, y_hat = self.quantize(latents, quantizer, delta_index)
-    return dict(latents, k=k, table=table, y_hat=y_hat)
+    grid, y, z = self.latents(image, rate, refine)
+    return dict(grid=grid, y=y, z=z, z_hat=self.side_model.quantize(z))
 
-  def hyper_decode(self, z_hat, height, width):
-    """Decoded z [1, h, w, C] -> (loc, scale_index) for the image's y."""
-    return self.model.hyper_decode(z_hat, latent_shape(height, width),
-                                   exact=True)
-
-  def synthesize(self, y_hat, quantizer, rate, height, width):
-    """y_hat -> uint8 image with the synthesis finetuned for its quantizer."""
-    checks = [container.assert_size(height, width, "image size outside the "
-                                    "codec limit")] + check_arguments(
-                                        quantizer, rate, 0,
-                                        self.model.num_rates)
-    with tf.control_dependencies(checks):
-      y_hat, quantizer, rate = map(tf.identity, (y_hat, quantizer, rate))
+  def synthesize_tile(self, y_hat_tiles, grid, index, quantizer, rate):
+    """uint8 pixels [h, w, 3] of a tile, from the decoded latents of its
+    window (a TensorArray of padded tiles) with the synthesis finetuned for
+    `quantizer`."""
+    y_hat, offset = tiling.latent_window(y_hat_tiles, grid, index,
+                                         self.halos["synthesis"])
+    _, size = grid.pixel_box(index)
     x_hat = switch_quantizer(quantizer, lambda i: self.model.synthesize(
-        y_hat, rate, tf.stack([height, width]),
+        y_hat, rate, tf.shape(y_hat)[1:3] * tiling.STRIDE,
         self.model.synthesis_for(QUANTIZERS[i])))
-    return tf.saturate_cast(tf.round(x_hat[0]), tf.uint8)
+    x_hat = tiling.crop(x_hat, offset * tiling.STRIDE, size)[0]
+    return tf.saturate_cast(tf.round(x_hat), tf.uint8)
+
+  def synthesize(self, y_hat_tiles, grid, quantizer, rate):
+    """Decoded latents (padded tiles) -> uint8 image [H, W, 3]."""
+    checks = check_arguments(quantizer, rate, 0, self.model.num_rates)
+    with tf.control_dependencies(checks):
+      quantizer, rate = tf.identity(quantizer), tf.identity(rate)
+    return tiling.assemble(lambda i: self.synthesize_tile(
+        y_hat_tiles, grid, i, quantizer, rate), grid, tf.uint8)
 
 
 class EntropyCoder(tf.Module):
@@ -267,35 +327,38 @@ class EntropyCoder(tf.Module):
     self.model_id = tf.constant(model_id, tf.int64)
     self.coding_scheme = coding_scheme
 
-  def passes(self, height, width):
-    """Each coding pass's latent positions for an image of this size."""
-    shape = latent_shape(height, width)
-    return coding_passes.positions(self.coding_scheme, shape[0], shape[1])
-
   def _z_rows(self, count):
     """Table rows of `count` z values in coding order (channel fastest)."""
     channels = tf.size(self.z_offset)
     return tf.range(count) % channels
 
-  def encode(self, z, k, table, quantizer, delta_index, rate, height, width):
-    """Container bytes of z [1, h, w, C] and indexes k coded with `table`."""
+  def encode_side(self, z):
+    """The string of z [1, h, w, C]."""
     z_index = tf.reshape(tf.cast(tf.round(z - self.z_offset), tf.int32), [-1])
-    z_string = self.z_coder.encode(z_index, self._z_rows(tf.size(z_index)))
-    y_string = self.y_coder.encode(*self.latent_symbols(
-        k, table, quantizer, height, width))
-    return container.pack(self.model_id, quantizer, delta_index, rate, height,
-                          width, z_string, y_string)
+    return self.z_coder.encode(z_index, self._z_rows(tf.size(z_index)))
 
-  def latent_symbols(self, k, table, quantizer, height, width):
-    """Indexes k and their tables [N] in the order they are coded."""
+  def encode_tile(self, k, table, quantizer):
+    """The string of a tile's indexes k [1, h, w, M] coded with `table`."""
+    return self.y_coder.encode(*self.latent_symbols(k, table, quantizer))
+
+  def latent_symbols(self, k, table, quantizer):
+    """A tile's indexes k and their tables [N] in the order they are coded."""
+    shape = tf.shape(k)
     symbols = []
-    for indexes in self.passes(height, width):
+    for indexes in coding_passes.positions(self.coding_scheme, shape[1],
+                                           shape[2]):
       k_pass, table_pass = (coding_passes.gather(t, indexes)
                             for t in (k, table))
       symbols.append(switch_quantizer(
           quantizer, lambda i: self.latent_codecs[i].symbols(k_pass,
                                                              table_pass)))
     return tuple(tf.concat(s, 0) for s in zip(*symbols))
+
+  def pack(self, z_string, y_strings, quantizer, delta_index, rate, height,
+           width):
+    """Container bytes of the strings of z and of each tile's latents."""
+    return container.pack(self.model_id, quantizer, delta_index, rate, height,
+                          width, z_string, y_strings)
 
   def decode_side(self, stream, max_pixels=container.MAX_PIXELS):
     """Parses a container and decodes z: (fields dict, z_hat [1, h, w, C]).
@@ -312,17 +375,13 @@ class EntropyCoder(tf.Module):
             ["the stream's image is larger than max_pixels (the decode "
              "budget)"])]):
       z_string = tf.identity(fields["z_string"])
-    z_shape = tf.concat([[1], (latent_shape(fields["height"], fields["width"])
-                               + 3) // 4, tf.shape(self.z_offset)], 0)
+    grid = tiling.Grid(fields["height"], fields["width"])
+    z_shape = tf.concat([[1], grid.z_shape, tf.shape(self.z_offset)], 0)
     cursor, z_index, _ = self.z_coder.decode(
         self.z_coder.start(z_string), self._z_rows(tf.reduce_prod(z_shape)))
     (z_index,) = self.z_coder.finish(cursor, z_index)
     z_hat = tf.reshape(tf.cast(z_index, tf.float32), z_shape) + self.z_offset
     return fields, z_hat
-
-  def start_latents(self, fields):
-    """A cursor at the start of the container's y string."""
-    return self.y_coder.start(fields["y_string"])
 
   def read_pass(self, cursor, quantizer, delta_index, loc, scale_index):
     """Decodes one pass, given its gathered parameters [1, 1, N, M]:
@@ -330,25 +389,25 @@ class EntropyCoder(tf.Module):
     return switch_quantizer(quantizer, lambda i: self.latent_codecs[i].read(
         self.y_coder, cursor, loc, scale_index, delta_index))
 
-  def finish_latents(self, cursor, *tensors):
-    """`tensors`, once the y string is checked to be decoded exactly."""
-    return self.y_coder.finish(cursor, *tensors)
-
-  def decode_latents(self, fields, loc, scale_index, pass_parameters):
-    """(k, y_hat) from the container's y string and the hyperprior's output;
-    pass_parameters(loc, scale_index, decoded) gives each pass's."""
-    cursor = self.start_latents(fields)
+  def decode_tile(self, y_string, quantizer, delta_index, loc, scale_index,
+                  pass_parameters):
+    """(k, y_hat) of a tile from its string and the hyperprior's (loc,
+    scale_index) [1, h, w, M]; pass_parameters(loc, scale_index, decoded)
+    gives each pass's."""
+    cursor = self.y_coder.start(y_string)
     k = tf.zeros(tf.shape(loc), tf.int32)
     y_hat = tf.zeros_like(loc)
-    for indexes in self.passes(fields["height"], fields["width"]):
+    shape = tf.shape(loc)
+    for indexes in coding_passes.positions(self.coding_scheme, shape[1],
+                                           shape[2]):
       gather = lambda t, indexes=indexes: coding_passes.gather(t, indexes)
       loc_pass, scale_pass = pass_parameters(loc, scale_index, y_hat)
       cursor, k_pass, y_hat_pass = self.read_pass(
-          cursor, fields["quantizer"], fields["delta_index"],
-          gather(loc_pass), gather(scale_pass))
+          cursor, quantizer, delta_index, gather(loc_pass),
+          gather(scale_pass))
       k = coding_passes.scatter(k, indexes, k_pass)
       y_hat = coding_passes.scatter(y_hat, indexes, y_hat_pass)
-    return self.finish_latents(cursor, k, y_hat)
+    return self.y_coder.finish(cursor, k, y_hat)
 
 
 class ImageCodec(tf.Module):
@@ -391,35 +450,74 @@ class ImageCodec(tf.Module):
   def side_entropy_model(self):
     return self.transforms.side_model
 
-  def encode(self, image, quantizer, rate, delta_index, refine_steps=None):
-    """Returns a dict: container, y, y_hat, k, estimated bits of y and z.
+  def encode(self, image, quantizer, rate, delta_index, refine_steps=None,
+             diagnostics=False):
+    """Returns a dict with the container bytes.
 
-    `refine_steps`: refine the latents first (see refinement)."""
+    `refine_steps`: refine the latents first (see refinement).
+    `diagnostics`: also y, y_hat, k [1, h, w, M] and z of the whole image
+    and the estimated bits of y and z (memory of whole-image latents)."""
     quantizer = tf.convert_to_tensor(quantizer, tf.int32)
     delta_index = tf.convert_to_tensor(delta_index, tf.int32)
     rate = container_rate(rate)
-    out = self.transforms.analyze(image, quantizer, rate, delta_index,
-                                  refine_steps)
-    packed = self.coder.encode(
-        out["z"], out["k"], out["table"], quantizer, delta_index, rate,
-        tf.shape(image)[0], tf.shape(image)[1])
-    _, z_bits = self.model.side_entropy_model()(out["z"], training=False)
-    y_bits = tf.reduce_sum(self.tables.bits(out["table"], out["k"]))
-    return dict(container=packed, y_hat=out["y_hat"], k=out["k"],
-                y_bits=y_bits, z_bits=z_bits[0], y=out["y"])
+    latents = self.transforms.analyze(image, quantizer, rate, delta_index,
+                                      refine_steps)
+    grid = latents["grid"]
 
-  def decode(self, stream, max_pixels=container.MAX_PIXELS):
-    """Returns a dict: image (uint8), y_hat, k and the container fields;
-    images above `max_pixels` are refused before decoding."""
+    def tile(index):
+      k, table, y_hat = self.transforms.quantize_tile(latents, index,
+                                                      quantizer, delta_index)
+      out = [self.coder.encode_tile(k, table, quantizer)]
+      if diagnostics:
+        bits = tf.reduce_sum(self.tables.bits(table, k))
+        out += [tiling.pad(k, tiling.TILE), tiling.pad(y_hat, tiling.TILE),
+                bits]
+      return out
+
+    dtypes = [tf.string] + diagnostics * [tf.int32, tf.float32, tf.float32]
+    tiles = tiling.map_tiles(tile, grid.count, dtypes)
+    packed = self.coder.pack(
+        self.coder.encode_side(latents["z"]), tiles[0].stack(), quantizer,
+        delta_index, rate, grid.height, grid.width)
+    if not diagnostics:
+      return dict(container=packed)
+    _, z_bits = self.model.side_entropy_model()(latents["z"], training=False)
+    k, y_hat, y = (tiling.join(t, grid) for t in (tiles[1], tiles[2],
+                                                  latents["y"]))
+    return dict(container=packed, k=k, y_hat=y_hat, y=y, z=latents["z"],
+                y_bits=tf.reduce_sum(tiles[3].stack()), z_bits=z_bits[0])
+
+  def decode_latents(self, fields, z_hat, with_indexes=False):
+    """The decoded latents of every tile: TensorArrays of padded tiles of
+    y_hat (and of the indexes k `with_indexes`)."""
+    grid = tiling.Grid(fields["height"], fields["width"])
+
+    def tile(index):
+      loc, scale_index = self.transforms.tile_parameters(z_hat, grid, index)
+      k, y_hat = self.coder.decode_tile(
+          fields["y_strings"][index], fields["quantizer"],
+          fields["delta_index"], loc, scale_index,
+          self.transforms.pass_parameters)
+      return [tiling.pad(t, tiling.TILE) for t in [y_hat, k][:1 + with_indexes]]
+
+    return tiling.map_tiles(tile, grid.count,
+                            [tf.float32, tf.int32][:1 + with_indexes])
+
+  def decode(self, stream, max_pixels=container.MAX_PIXELS,
+             diagnostics=False):
+    """Returns a dict: image (uint8) and the container fields; images above
+    `max_pixels` are refused before decoding. `diagnostics`: also y_hat and
+    k [1, h, w, M] of the whole image."""
     fields, z_hat = self.coder.decode_side(stream, max_pixels)
-    loc, scale_index = self.transforms.hyper_decode(
-        z_hat, fields["height"], fields["width"])
-    k, y_hat = self.coder.decode_latents(fields, loc, scale_index,
-                                         self.transforms.pass_parameters)
-    image = self.transforms.synthesize(
-        y_hat, fields["quantizer"], fields["rate"], fields["height"],
-        fields["width"])
-    return dict(image=image, y_hat=y_hat, k=k, **fields)
+    grid = tiling.Grid(fields["height"], fields["width"])
+    tiles = self.decode_latents(fields, z_hat, with_indexes=diagnostics)
+    image = self.transforms.synthesize(tiles[0], grid, fields["quantizer"],
+                                       fields["rate"])
+    out = dict(fields, image=image)
+    if diagnostics:
+      out.update(y_hat=tiling.join(tiles[0], grid),
+                 k=tiling.join(tiles[1], grid))
+    return out
 
   @tf.function(input_signature=ENCODE_SIGNATURE)
   def compress(self, image, quantizer, rate, delta_index):

@@ -234,10 +234,18 @@ class HyperpriorModel(tf.keras.Model):
 
   def analyze(self, x, rate):
     """Image [B, H, W, 3] in [0, 255] -> gained latents y (float32) and z."""
+    y = self.latents(x, rate)
+    return y, self.hyper_latents(y)
+
+  def latents(self, x, rate):
+    """Image [B, H, W, 3] in [0, 255] -> gained latents y (float32)."""
     gain, _ = self.rate_gains(rate)
-    y = tf.cast(self.analysis_transform(x), tf.float32) * gain
-    z = tf.cast(self.hyper_analysis_transform(self.hyper_input(y)), tf.float32)
-    return y, z
+    return tf.cast(self.analysis_transform(x), tf.float32) * gain
+
+  def hyper_latents(self, y):
+    """Gained latents y -> hyper-latents z (float32)."""
+    return tf.cast(self.hyper_analysis_transform(self.hyper_input(y)),
+                   tf.float32)
 
   def hyper_decode(self, z_hat, y_shape, exact=False):
     """Decoded z -> (loc, scale_index) cropped to the latent shape.
