@@ -160,7 +160,7 @@ def test_encoder_names_an_argument_out_of_range(tiny_codec, argument, value,
 @pytest.mark.parametrize("shape", [(1, 65536), (70000, 1)])
 def test_encoder_refuses_sides_the_header_cannot_hold(tiny_codec, shape):
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match="65535 a side"):
+                     match="65535 px a side"):
     tiny_codec.compress(tf.zeros(shape + (3,), tf.uint8), 0, 1., 0)
 
 

@@ -61,10 +61,12 @@ def test_tiles_equal_the_whole_image(tiny_codec, encode, decode):
   np.testing.assert_allclose(enc["z"], z, atol=1e-4)
   z_hat = tiny_codec.side_entropy_model.quantize(enc["z"])
   loc, scale_index = model.hyper_decode(z_hat, tf.shape(y)[1:3], exact=True)
-  tile_parameters = tf.function(
-      lambda z_hat, index: tiny_codec.transforms.tile_parameters(
-          z_hat, tiling.Grid(*image.shape[:2]), index))
   grid = tiling.Grid(*image.shape[:2])
+  transforms = tiny_codec.transforms
+  tile_parameters = tf.function(
+      lambda z_hat, index: transforms.tile_parameters(tiling.crop(
+          z_hat, *transforms.windows(grid, index)["hyper_synthesis"]), grid,
+                                                      index))
   for index in range(int(grid.count)):
     start, size = grid.box(index)
     tile = tile_parameters(z_hat, index)

@@ -1,10 +1,12 @@
 """Client half of a split deployment: entropy coding against TF Serving.
 
 A TF Serving that does not compile with XLA runs the core-op SavedModel
-(<name>-core, see export.py): the transforms and the quantizer search.
-`Client` does the rest with the codec's own entropy coder (core TF ops, no
-tfc) and produces the same container bytes as the full SavedModel's
-`compress`, and decodes any stream of that model:
+(<name>-core, see export.py): the transforms and the quantizer search,
+one tile at a time. `Client` does the rest: it cuts each tile's windows
+(tiling), so that no message is larger than a tile's, and entropy-codes
+with the codec's own coder (core TF ops, no tfc). It produces the same
+container bytes as the full SavedModel's `compress`, and decodes any
+stream of that model:
 
   client = Client(rest_transport(
       "http://localhost:8501/v1/models/mbt2018-mean-vr-core"))
@@ -25,16 +27,18 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_lic import codec as codec_lib
-from tfc_lic import coding_passes
 from tfc_lic import container
 from tfc_lic import entropy_tables
 from tfc_lic import index_coder
 from tfc_lic import latent_codecs
+from tfc_lic import tiling
 
 # Output names and dtypes of the core-op signatures (REST returns JSON).
 OUTPUTS = {
-    "analyze": {"z": np.float32, "k": np.int32, "table": np.int32},
-    "analyze_refined": {"z": np.float32, "k": np.int32, "table": np.int32},
+    "latents": {"y": np.float32},
+    "hyper_latents": {"z": np.float32},
+    "quantize": {"k": np.int32, "table": np.int32},
+    "analyze_refined": {"y": np.float32, "z": np.float32},
     "hyper_decode": {"loc": np.float32, "scale_index": np.float32},
     "pass_parameters": {"loc": np.float32, "scale_index": np.float32},
     "synthesize": {"image": np.uint8},
@@ -197,10 +201,13 @@ class Client:
       raise TransportError(f"describe: unusable model description ({e})") from e
     self.num_tables = 3 * num_scales
     self.num_scales = num_scales
-    self._encode = tf.function(self.coder.encode, reduce_retracing=True)
+    self._encode_side = tf.function(self.coder.encode_side,
+                                    reduce_retracing=True)
+    self._encode_tile = tf.function(self.coder.encode_tile,
+                                    reduce_retracing=True)
+    self._pack = tf.function(self.coder.pack, reduce_retracing=True)
     self._decode_side = tf.function(self.coder.decode_side,
                                     reduce_retracing=True)
-    self._read_pass = tf.function(self.coder.read_pass, reduce_retracing=True)
 
   def _call(self, name, inputs, shapes):
     """call(name, inputs), its outputs checked (see _checked)."""
@@ -214,8 +221,31 @@ class Client:
       raise TransportError(f"{name}: {e!r}") from e
     return _checked(name, outputs, shapes)
 
+  def _tiles(self, height, width):
+    """The image's tiles, each a dict: the signatures' tile inputs, and
+    slices of its latents (`box`), hyper-latents, pixels and windows (by
+    transform, see codec.Transforms.windows)."""
+    grid = tiling.Grid(height, width)
+    halos = self.info["halos"]
+    slices = lambda box: tuple(slice(int(a), int(a + n)) for a, n in zip(
+        *box))
+    for index in range(int(grid.count)):
+      yield dict(
+          inputs=dict(height=np.int32(height), width=np.int32(width),
+                      tile=np.int32(index)),
+          box=slices(grid.box(index)), z_box=slices(grid.z_box(index)),
+          pixels=slices(grid.pixel_box(index)), windows=dict(
+              analysis=slices(grid.pixel_window(index, halos["analysis"])),
+              hyper_analysis=slices(grid.latent_window(
+                  index, halos["hyper_analysis"])),
+              hyper_synthesis=slices(grid.z_window(
+                  index, halos["hyper_synthesis"])),
+              synthesis=slices(grid.latent_window(index,
+                                                  halos["synthesis"]))))
+
   def _latent_shape(self, height, width):
-    return (1, -(-height // 16), -(-width // 16), self.latent_channels)
+    grid = tiling.Grid(height, width)
+    return (1, *grid.latent_shape.numpy().tolist(), self.latent_channels)
 
   def compress(self, image, quantizer=None, rate=None, delta_index=None,
                refine_steps=0):
@@ -232,31 +262,56 @@ class Client:
       raise codec_lib.CodecError(f"expected an RGB image [H, W, 3], not "
                                  f"{list(image.shape)}")
     height, width = image.shape[:2]
-    inputs = {"image": image, "quantizer": np.int32(q),
-              "rate": np.float32(rate), "delta_index": np.int32(delta_index)}
+    if not container.size_ok(height, width):
+      raise codec_lib.CodecError(container.size_error(height, width))
     latent = self._latent_shape(height, width)
-    shapes = dict(k=latent, table=latent, z=(
-        1, -(-latent[1] // 4), -(-latent[2] // 4),
-        int(self.coder.z_offset.shape[0])))
+    z_channels = int(self.coder.z_offset.shape[0])
+    z_shape = (1, *tiling.Grid(height, width).z_shape.numpy().tolist(),
+               z_channels)
+    tiles = list(self._tiles(height, width))
     if refine_steps:
-      out = self._call("analyze_refined",
-                       dict(inputs, refine_steps=np.int32(refine_steps)),
-                       shapes)
+      out = self._call("analyze_refined", dict(
+          image=image, quantizer=np.int32(q), rate=np.float32(rate),
+          delta_index=np.int32(delta_index),
+          refine_steps=np.int32(refine_steps)), dict(y=latent, z=z_shape))
+      y, z = out["y"], out["z"]
     else:
-      out = self._call("analyze", inputs, shapes)
+      y = np.zeros(latent, np.float32)
+      for tile in tiles:
+        y[(0, *tile["box"])] = self._call("latents", dict(
+            tile["inputs"], window=image[tile["windows"]["analysis"]],
+            rate=np.float32(rate)), dict(y=_shape(tile["box"], latent[-1])))[
+                "y"][0]
+      z = np.zeros(z_shape, np.float32)
+      for tile in tiles:
+        z[(0, *tile["z_box"])] = self._call("hyper_latents", dict(
+            tile["inputs"], window=y[(0, *tile["windows"]["hyper_analysis"])][
+                None]), dict(z=_shape(tile["z_box"], z_channels)))["z"][0]
+    z_hat = (tf.round(z - self.coder.z_offset) + self.coder.z_offset).numpy()
     banks = (0, self.num_scales) if q == 0 else (self.num_scales,
                                                  self.num_tables)
-    if (out["table"].size and (out["table"].min() < banks[0] or
-                               out["table"].max() >= banks[1])):
-      raise TransportError("analyze: the server's tables are not the "
-                           "quantizer's")
-    if out["k"].size and np.abs(out["k"]).max() > index_coder.MAX_INDEX:
-      raise TransportError("analyze: the server's indexes are out of range")
-    stream = self._encode(
-        tf.constant(out["z"]), tf.constant(out["k"]),
-        tf.constant(out["table"]), tf.constant(q, tf.int32),
-        tf.constant(delta_index, tf.int32), tf.constant(rate, tf.float32),
-        tf.constant(height, tf.int32), tf.constant(width, tf.int32))
+    strings = []
+    for tile in tiles:
+      shape = _shape(tile["box"], latent[-1])
+      out = self._call("quantize", dict(
+          tile["inputs"], y=y[(0, *tile["box"])][None],
+          window=z_hat[(0, *tile["windows"]["hyper_synthesis"])][None],
+          quantizer=np.int32(q), delta_index=np.int32(delta_index)),
+                       dict(k=shape, table=shape))
+      if (out["table"].min() < banks[0] or out["table"].max() >= banks[1]):
+        raise TransportError("quantize: the server's tables are not the "
+                             "quantizer's")
+      if np.abs(out["k"]).max() > index_coder.MAX_INDEX:
+        raise TransportError("quantize: the server's indexes are out of "
+                             "range")
+      strings.append(self._encode_tile(tf.constant(out["k"]),
+                                       tf.constant(out["table"]),
+                                       tf.constant(q, tf.int32)))
+    stream = self._pack(
+        self._encode_side(tf.constant(z)), tf.stack(strings),
+        tf.constant(q, tf.int32), tf.constant(delta_index, tf.int32),
+        tf.constant(rate, tf.float32), tf.constant(height, tf.int32),
+        tf.constant(width, tf.int32))
     return stream.numpy()
 
   def decompress(self, stream, max_pixels=container.MAX_PIXELS):
@@ -265,30 +320,46 @@ class Client:
     fields, z_hat = self._decode_side(tf.constant(stream, tf.string),
                                       tf.constant(max_pixels, tf.int64))
     height, width = int(fields["height"]), int(fields["width"])
-    size = {"height": np.int32(height), "width": np.int32(width)}
+    z_hat = z_hat.numpy()
     latent = self._latent_shape(height, width)
-    hyper = self._call("hyper_decode", dict(z_hat=z_hat.numpy(), **size),
-                       dict(loc=latent, scale_index=latent))
-    y_hat = self._decode_passes(fields, hyper, latent)
-    return self._call("synthesize", dict(
-        y_hat=y_hat, quantizer=fields["quantizer"].numpy(),
-        rate=fields["rate"].numpy(), **size),
-                      dict(image=(height, width, 3)))["image"]
+    tiles = list(self._tiles(height, width))
+    y_hat = np.zeros(latent, np.float32)
+    for tile, y_string in zip(tiles, fields["y_strings"].numpy()):
+      shape = _shape(tile["box"], latent[-1])
+      hyper = self._call("hyper_decode", dict(
+          tile["inputs"],
+          window=z_hat[(0, *tile["windows"]["hyper_synthesis"])][None]),
+                         dict(loc=shape, scale_index=shape))
+      _, tile_y_hat = self.coder.decode_tile(
+          tf.constant(y_string), fields["quantizer"], fields["delta_index"],
+          tf.constant(hyper["loc"]), tf.constant(hyper["scale_index"]),
+          self._pass_parameters(shape))
+      y_hat[(0, *tile["box"])] = tile_y_hat.numpy()[0]
+    image = np.zeros([height, width, 3], np.uint8)
+    for tile in tiles:
+      image[tile["pixels"]] = self._call("synthesize", dict(
+          tile["inputs"], window=y_hat[(0, *tile["windows"]["synthesis"])][
+              None], quantizer=fields["quantizer"].numpy(),
+          rate=fields["rate"].numpy()), dict(image=_shape(
+              tile["pixels"], 3)[1:]))["image"]
+    return image
 
-  def _decode_passes(self, fields, hyper, latent):
-    """y_hat, pass by pass; with a context model the server gives each
-    pass's parameters from the latents decoded before it."""
-    cursor = self.coder.start_latents(fields)
-    y_hat = np.zeros(hyper["loc"].shape, np.float32)
-    for indexes in self.coder.passes(fields["height"], fields["width"]):
-      params = hyper if self.coder.coding_scheme == "raster" else self._call(
-          "pass_parameters", dict(hyper, decoded=y_hat),
-          dict(loc=latent, scale_index=latent))
-      gathered = [coding_passes.gather(tf.constant(params[name]), indexes)
-                  for name in ("loc", "scale_index")]
-      cursor, _, y_hat_pass = self._read_pass(
-          cursor, fields["quantizer"], fields["delta_index"], *gathered)
-      y_hat = coding_passes.scatter(tf.constant(y_hat), indexes,
-                                    y_hat_pass).numpy()
-    (y_hat,) = self.coder.finish_latents(cursor, tf.constant(y_hat))
-    return y_hat.numpy()
+  def _pass_parameters(self, shape):
+    """decode_tile's pass_parameters: with a context model the server gives
+    each pass's from the latents decoded before it."""
+    if self.coder.coding_scheme == "raster":
+      return lambda loc, scale_index, decoded: (loc, scale_index)
+
+    def call(loc, scale_index, decoded):
+      out = self._call("pass_parameters", dict(
+          loc=loc.numpy(), scale_index=scale_index.numpy(),
+          decoded=decoded.numpy()), dict(loc=shape, scale_index=shape))
+      return tf.constant(out["loc"]), tf.constant(out["scale_index"])
+
+    return call
+
+
+def _shape(box, channels):
+  """[1, h, w, channels] of a box (slices)."""
+  return (1, box[0].stop - box[0].start, box[1].stop - box[1].start,
+          channels)

@@ -155,30 +155,38 @@ class Transforms(tf.Module):
     self.refine_lambda_scales = refine_lambda_scales
     self.refine_learning_rates = refine_learning_rates
     # Halos: pixels around a tile for the analysis, latents for the
-    # hyper-analysis and the synthesis, hyper-latents for the hyper-synthesis.
-    self.halos = dict(
-        analysis=tiling.halo(model.analysis_transform.layers, tiling.STRIDE),
-        hyper_analysis=tiling.halo(model.hyper_analysis_transform.layers,
-                                   tiling.Z_STRIDE),
-        hyper_synthesis=tiling.halo(model.hyper_synthesis_transform.layers, 1),
-        synthesis=max(tiling.halo(model.synthesis_for(q).layers, 1)
-                      for q in QUANTIZERS))
+    # hyper-analysis and the synthesis, hyper-latents for the
+    # hyper-synthesis; the windows of the first two keep their stride's
+    # sampling phase.
+    units = dict(analysis=tiling.STRIDE, hyper_analysis=tiling.Z_STRIDE)
+    self.halos = {name: tiling.halo(radius, units.get(name, 1))
+                  for name, radius in model.receptive_radii().items()}
 
-  def _tile_latents(self, image, grid, index, rate):
-    """y [1, h, w, M] of a tile, from the pixels of its window."""
-    start, size = grid.pixel_box(index)
-    low, length = tiling.window(start, size, self.halos["analysis"],
-                                tf.shape(image)[:2])
-    y = self.model.latents(
-        tf.cast(tiling.crop(image[None], low, length), tf.float32), rate)
-    return tiling.crop(y, (start - low) // tiling.STRIDE, grid.box(index)[1])
+  def tile_latents(self, window, grid, index, rate):
+    """y [1, h, w, M] of a tile from its pixels' window [1, H, W, 3] (see
+    windows)."""
+    low, _ = grid.pixel_window(index, self.halos["analysis"])
+    start, size = grid.box(index)
+    y = self.model.latents(tf.cast(window, tf.float32), rate)
+    return tiling.crop(y, start - low // tiling.STRIDE, size)
 
-  def _tile_hyper_latents(self, y_tiles, grid, index):
-    """z [1, h, w, C] of a tile, from the latents of its window."""
-    y, offset = tiling.latent_window(y_tiles, grid, index,
-                                     self.halos["hyper_analysis"])
-    z = self.model.hyper_latents(y)
-    return tiling.crop(z, offset // tiling.Z_STRIDE, grid.z_box(index)[1])
+  def tile_hyper_latents(self, window, grid, index):
+    """z [1, h, w, C] of a tile from its latents' window."""
+    low, _ = grid.latent_window(index, self.halos["hyper_analysis"])
+    start, size = grid.z_box(index)
+    z = self.model.hyper_latents(window)
+    return tiling.crop(z, start - low // tiling.Z_STRIDE, size)
+
+  def windows(self, grid, index):
+    """(start, size) of the windows of tile `index` that its transforms
+    read: pixels for the analysis, latents for the hyper-analysis and the
+    synthesis, hyper-latents for the hyper-synthesis."""
+    return dict(
+        analysis=grid.pixel_window(index, self.halos["analysis"]),
+        hyper_analysis=grid.latent_window(index,
+                                          self.halos["hyper_analysis"]),
+        hyper_synthesis=grid.z_window(index, self.halos["hyper_synthesis"]),
+        synthesis=grid.latent_window(index, self.halos["synthesis"]))
 
   def latents(self, image, rate, refine=None):
     """uint8 image [H, W, 3] -> its tile grid, y (a TensorArray of padded
@@ -199,26 +207,24 @@ class Transforms(tf.Module):
           self.model.synthesis_for(QUANTIZERS[i]),
           self.refine_lambda_scales[i], self.refine_learning_rates[i]))
       return grid, tiling.split(y, grid), z
-    (y_tiles,) = tiling.map_tiles(lambda i: [tiling.pad(
-        self._tile_latents(image, grid, i, rate), tiling.TILE)], grid.count,
-                                  [tf.float32])
-    z = tiling.assemble(lambda i: self._tile_hyper_latents(
-        y_tiles, grid, i)[0], grid, tf.float32)[None]
+    (y_tiles,) = tiling.map_tiles(lambda i: [tiling.pad(self.tile_latents(
+        tiling.crop(image[None], *self.windows(grid, i)["analysis"]), grid, i,
+        rate), tiling.TILE)], grid.count, [tf.float32])
+    z = tiling.assemble(lambda i: self.tile_hyper_latents(
+        tiling.latent_window(y_tiles, grid, i, self.halos["hyper_analysis"]),
+        grid, i)[0], grid, tf.float32)[None]
     return grid, y_tiles, z
 
-  def tile_parameters(self, z_hat, grid, index):
+  def tile_parameters(self, window, grid, index):
     """The hyperprior's (loc, scale_index) [1, h, w, M] for a tile, from the
-    hyper-synthesis of the decoded z around it."""
-    start, size = grid.z_box(index)
-    low, length = tiling.window(start, size, self.halos["hyper_synthesis"],
-                                grid.z_shape)
-    window = tiling.crop(z_hat, low, length)
+    hyper-synthesis of its window of decoded z."""
+    low, length = grid.z_window(index, self.halos["hyper_synthesis"])
     loc, scale_index = self.model.hyper_decode(
         window, length * tiling.Z_STRIDE, exact=True)
-    y_start, y_size = grid.box(index)
-    offset = y_start - low * tiling.Z_STRIDE
-    return (tiling.crop(loc, offset, y_size),
-            tiling.crop(scale_index, offset, y_size))
+    start, size = grid.box(index)
+    offset = start - low * tiling.Z_STRIDE
+    return (tiling.crop(loc, offset, size),
+            tiling.crop(scale_index, offset, size))
 
   def pass_parameters(self, loc, scale_index, decoded):
     """(loc, scale_index) of a coding pass given the latents decoded so far
@@ -248,7 +254,9 @@ class Transforms(tf.Module):
     grid = latents["grid"]
     y = tiling.crop(latents["y"].read(index)[None], [0, 0],
                     grid.box(index)[1])
-    loc, scale_index = self.tile_parameters(latents["z_hat"], grid, index)
+    loc, scale_index = self.tile_parameters(tiling.crop(
+        latents["z_hat"], *self.windows(grid, index)["hyper_synthesis"]),
+                                            grid, index)
     return self.quantize(y, loc, scale_index, quantizer, delta_index)
 
   def analyze(self, image, quantizer, rate, delta_index, refine_steps=None):
@@ -259,7 +267,7 @@ class Transforms(tf.Module):
     checks = [container.assert_size(
         shape[0], shape[1],
         f"image size outside the codec limit of 1 to {container.MAX_PIXELS} "
-        f"pixels, {container.MAX_SIDE} a side")] + check_arguments(
+        f"pixels, {container.MAX_SIDE} px a side")] + check_arguments(
             quantizer, rate, delta_index, self.model.num_rates)
     refine = None
     if refine_steps is not None:
@@ -275,17 +283,15 @@ class Transforms(tf.Module):
     grid, y, z = self.latents(image, rate, refine)
     return dict(grid=grid, y=y, z=z, z_hat=self.side_model.quantize(z))
 
-  def synthesize_tile(self, y_hat_tiles, grid, index, quantizer, rate):
-    """uint8 pixels [h, w, 3] of a tile, from the decoded latents of its
-    window (a TensorArray of padded tiles) with the synthesis finetuned for
-    `quantizer`."""
-    y_hat, offset = tiling.latent_window(y_hat_tiles, grid, index,
-                                         self.halos["synthesis"])
-    _, size = grid.pixel_box(index)
+  def synthesize_tile(self, window, grid, index, quantizer, rate):
+    """uint8 pixels [h, w, 3] of a tile from its window of decoded latents,
+    with the synthesis finetuned for `quantizer`."""
+    low, _ = grid.latent_window(index, self.halos["synthesis"])
+    start, size = grid.pixel_box(index)
     x_hat = switch_quantizer(quantizer, lambda i: self.model.synthesize(
-        y_hat, rate, tf.shape(y_hat)[1:3] * tiling.STRIDE,
+        window, rate, tf.shape(window)[1:3] * tiling.STRIDE,
         self.model.synthesis_for(QUANTIZERS[i])))
-    x_hat = tiling.crop(x_hat, offset * tiling.STRIDE, size)[0]
+    x_hat = tiling.crop(x_hat, start - low * tiling.STRIDE, size)[0]
     return tf.saturate_cast(tf.round(x_hat), tf.uint8)
 
   def synthesize(self, y_hat_tiles, grid, quantizer, rate):
@@ -294,7 +300,8 @@ class Transforms(tf.Module):
     with tf.control_dependencies(checks):
       quantizer, rate = tf.identity(quantizer), tf.identity(rate)
     return tiling.assemble(lambda i: self.synthesize_tile(
-        y_hat_tiles, grid, i, quantizer, rate), grid, tf.uint8)
+        tiling.latent_window(y_hat_tiles, grid, i, self.halos["synthesis"]),
+        grid, i, quantizer, rate), grid, tf.uint8)
 
 
 class EntropyCoder(tf.Module):
@@ -493,7 +500,9 @@ class ImageCodec(tf.Module):
     grid = tiling.Grid(fields["height"], fields["width"])
 
     def tile(index):
-      loc, scale_index = self.transforms.tile_parameters(z_hat, grid, index)
+      loc, scale_index = self.transforms.tile_parameters(tiling.crop(
+          z_hat, *self.transforms.windows(grid, index)["hyper_synthesis"]),
+                                                         grid, index)
       k, y_hat = self.coder.decode_tile(
           fields["y_strings"][index], fields["quantizer"],
           fields["delta_index"], loc, scale_index,

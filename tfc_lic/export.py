@@ -12,8 +12,9 @@ Core TF ops only: the entropy coder (index_coder) runs its loops compiled
 with XLA, so any TF from 2.14 on loads it (TF Serving with
 --xla_cpu_compilation_enabled=true). Beside it, <base>/<name>-core/<version>/
 holds the transforms without the coder and without XLA, for a server that
-does not compile (analyze, analyze_refined, hyper_decode, synthesize,
-describe; tfc_lic.client does the entropy coding). `export_model` exports a trained
+does not compile (tile by tile: latents, hyper_latents, quantize,
+hyper_decode, synthesize; analyze_refined, describe; tfc_lic.client does
+the tiling and the entropy coding). `export_model` exports a trained
 model with its weights stored as float16: half the size, same outputs.
 """
 
@@ -29,6 +30,7 @@ import tensorflow as tf
 from tfc_lic import codec as codec_lib
 from tfc_lic import container
 from tfc_lic import settings
+from tfc_lic import tiling
 from tfc_lic import training
 
 METADATA_FILE = "metadata.json"
@@ -98,11 +100,19 @@ class CodecModule(tf.Module):
     return {"json": tf.constant(self.metadata_json)}
 
 
+# The tile a core-op signature works on: the image's size and its index.
+TILE_SIGNATURE = [tf.TensorSpec([], tf.int32, name="height"),
+                  tf.TensorSpec([], tf.int32, name="width"),
+                  tf.TensorSpec([], tf.int32, name="tile")]
+
+
 class TransformsModule(tf.Module):
   """The core-op SavedModel: the model half of the codec for stock TF Serving.
 
-  Entropy coding is left to the client (tfc_lic.client), which fetches the
-  coding tables from `describe`. Every signature has an input because TF
+  Entropy coding and tiling are left to the client (tfc_lic.client), which
+  fetches the coding tables from `describe` and sends one tile's window at a
+  time (codec.Transforms.windows; the metadata's `halos`), so that no
+  message is larger than a tile's. Every signature has an input because TF
   Serving's REST API refuses signatures without one.
   """
 
@@ -112,26 +122,82 @@ class TransformsModule(tf.Module):
     self.tables = tables
     self.metadata_json = json.dumps(metadata)
 
-  @tf.function(input_signature=codec_lib.ENCODE_SIGNATURE)
-  def analyze(self, image, quantizer, rate, delta_index):
-    out = self.transforms.analyze(image, quantizer,
-                                  codec_lib.container_rate(rate), delta_index)
-    return {name: out[name] for name in ("z", "k", "table")}
+  def _grid(self, height, width, tile, window, which):
+    """(tile grid, window) once the size, the tile index and the window's
+    spatial shape are checked to be the tile's."""
+    checks = [container.assert_size(height, width, "image size outside the "
+                                    "codec limit")]
+    with tf.control_dependencies(checks):
+      grid = tiling.Grid(height, width)
+      checks.append(tf.debugging.Assert(
+          (tile >= 0) & (tile < grid.count),
+          ["tile must be an index of the image's tiles"]))
+      _, size = self.transforms.windows(grid, tile)[which]
+      checks.append(tf.debugging.Assert(
+          tf.reduce_all(tf.shape(window)[-3:-1] == size),
+          [f"window must be the tile's {which} window"]))
+    with tf.control_dependencies(checks):
+      return (tiling.Grid(tf.identity(height), tf.identity(width)),
+              tf.identity(window))
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="window"),
+      tf.TensorSpec([], tf.float32, name="rate")] + TILE_SIGNATURE)
+  def latents(self, window, rate, height, width, tile):
+    """y of a tile from its pixels' window."""
+    grid, window = self._grid(height, width, tile, window, "analysis")
+    checks = codec_lib.check_arguments(0, rate, 0,
+                                       self.transforms.model.num_rates)
+    with tf.control_dependencies(checks):
+      rate = codec_lib.container_rate(rate)
+    return {"y": self.transforms.tile_latents(window[None], grid, tile,
+                                              rate)}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([1, None, None, None], tf.float32, name="window")]
+               + TILE_SIGNATURE)
+  def hyper_latents(self, window, height, width, tile):
+    """z of a tile from its latents' window."""
+    grid, window = self._grid(height, width, tile, window, "hyper_analysis")
+    return {"z": self.transforms.tile_hyper_latents(window, grid, tile)}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([1, None, None, None], tf.float32, name="y"),
+      tf.TensorSpec([1, None, None, None], tf.float32, name="window"),
+      tf.TensorSpec([], tf.int32, name="quantizer"),
+      tf.TensorSpec([], tf.int32, name="delta_index")] + TILE_SIGNATURE)
+  def quantize(self, y, window, quantizer, delta_index, height, width, tile):
+    """Indexes k and tables of a tile's y, given its window of decoded z."""
+    grid, window = self._grid(height, width, tile, window, "hyper_synthesis")
+    checks = codec_lib.check_arguments(
+        quantizer, 0., delta_index, self.transforms.model.num_rates) + [
+            tf.debugging.Assert(tf.reduce_all(
+                tf.shape(y)[1:3] == grid.box(tile)[1]),
+                                ["y must be the tile's latents"])]
+    with tf.control_dependencies(checks):
+      loc, scale_index = self.transforms.tile_parameters(window, grid, tile)
+    k, table, _ = self.transforms.quantize(y, loc, scale_index, quantizer,
+                                           delta_index)
+    return {"k": k, "table": table}
 
   @tf.function(input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
   def analyze_refined(self, image, quantizer, rate, delta_index, refine_steps):
-    """analyze, with the latents refined (see tfc_lic.refinement)."""
-    out = self.transforms.analyze(image, quantizer,
-                                  codec_lib.container_rate(rate), delta_index,
-                                  refine_steps)
-    return {name: out[name] for name in ("z", "k", "table")}
+    """y and z of a whole image (up to refinement.MAX_PIXELS), refined (see
+    tfc_lic.refinement); the client quantizes them tile by tile."""
+    latents = self.transforms.analyze(image, quantizer,
+                                      codec_lib.container_rate(rate),
+                                      delta_index, refine_steps)
+    return {"y": tiling.join(latents["y"], latents["grid"]),
+            "z": latents["z"]}
 
   @tf.function(input_signature=[
-      tf.TensorSpec([1, None, None, None], tf.float32, name="z_hat"),
-      tf.TensorSpec([], tf.int32, name="height"),
-      tf.TensorSpec([], tf.int32, name="width")])
-  def hyper_decode(self, z_hat, height, width):
-    loc, scale_index = self.transforms.hyper_decode(z_hat, height, width)
+      tf.TensorSpec([1, None, None, None], tf.float32, name="window")]
+               + TILE_SIGNATURE)
+  def hyper_decode(self, window, height, width, tile):
+    """The hyperprior's (loc, scale_index) of a tile from its window of
+    decoded z."""
+    grid, window = self._grid(height, width, tile, window, "hyper_synthesis")
+    loc, scale_index = self.transforms.tile_parameters(window, grid, tile)
     return {"loc": loc, "scale_index": scale_index}
 
   @tf.function(input_signature=[
@@ -146,14 +212,18 @@ class TransformsModule(tf.Module):
     return {"loc": loc, "scale_index": scale_index}
 
   @tf.function(input_signature=[
-      tf.TensorSpec([1, None, None, None], tf.float32, name="y_hat"),
+      tf.TensorSpec([1, None, None, None], tf.float32, name="window"),
       tf.TensorSpec([], tf.int32, name="quantizer"),
-      tf.TensorSpec([], tf.float32, name="rate"),
-      tf.TensorSpec([], tf.int32, name="height"),
-      tf.TensorSpec([], tf.int32, name="width")])
-  def synthesize(self, y_hat, quantizer, rate, height, width):
-    return {"image": self.transforms.synthesize(
-        y_hat, quantizer, rate, height, width)}
+      tf.TensorSpec([], tf.float32, name="rate")] + TILE_SIGNATURE)
+  def synthesize(self, window, quantizer, rate, height, width, tile):
+    """uint8 pixels of a tile from its window of decoded latents."""
+    grid, window = self._grid(height, width, tile, window, "synthesis")
+    checks = codec_lib.check_arguments(quantizer, rate, 0,
+                                       self.transforms.model.num_rates)
+    with tf.control_dependencies(checks):
+      window = tf.identity(window)
+    return {"image": self.transforms.synthesize_tile(window, grid, tile,
+                                                     quantizer, rate)}
 
   @tf.function(input_signature=[
       tf.TensorSpec([], tf.int32, name="format_version")])
@@ -187,7 +257,8 @@ def _metadata(codec, metadata, default_quantizer, default_rate,
                                     codec.refine_lambda_scales)),
       refine_learning_rates=dict(zip(codec_lib.QUANTIZERS,
                                      codec.refine_learning_rates)),
-      coding_scheme=codec.model.coding_scheme)
+      coding_scheme=codec.model.coding_scheme,
+      tile=tiling.TILE, halos=dict(codec.transforms.halos))
 
 
 def _save(module, signatures, metadata, path, overwrite):
@@ -242,7 +313,9 @@ def export_codec(codec, base_dir, name, version, metadata,
   }, metadata, os.path.join(base_dir, name, str(int(version))), overwrite)
   core_module = TransformsModule(codec.transforms, codec.tables, metadata)
   core = _save(core_module, {
-      "analyze": core_module.analyze,
+      "latents": core_module.latents,
+      "hyper_latents": core_module.hyper_latents,
+      "quantize": core_module.quantize,
       "analyze_refined": core_module.analyze_refined,
       "hyper_decode": core_module.hyper_decode,
       "pass_parameters": core_module.pass_parameters,

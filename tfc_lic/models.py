@@ -259,6 +259,18 @@ class HyperpriorModel(tf.keras.Model):
     crop = lambda t: t[:, :y_shape[0], :y_shape[1], :]
     return crop(loc), crop(scale_index)
 
+  def receptive_radii(self):
+    """How far an output of each transform sees, in its input's positions:
+    pixels (analysis), latents (hyper-analysis, synthesis: the widest of
+    the quantizers'), hyper-latents (hyper-synthesis)."""
+    radius = lambda layer: transforms.receptive_radius(layer.layers)
+    return dict(
+        analysis=radius(self.analysis_transform),
+        hyper_analysis=radius(self.hyper_analysis_transform),
+        hyper_synthesis=radius(self.hyper_synthesis_transform),
+        synthesis=max(radius(s) for s in [self.synthesis_transform] + list(
+            self.quantizer_syntheses.values())))
+
   def synthesis_for(self, quantizer):
     """The synthesis finetuned for `quantizer` (stage 2), else stage 1's."""
     return self.quantizer_syntheses.get(quantizer, self.synthesis_transform)

@@ -18,31 +18,15 @@ import math
 
 import tensorflow as tf
 
-from tfc_lic import parameters
-
 TILE = 64   # latents a side
 STRIDE = 16  # pixels a latent
 Z_STRIDE = 4  # latents a hyper-latent
 
 
-def receptive_radius(layers):
-  """How many input positions on either side of its own an output of the
-  convolutions `layers` (in order) depends on, in input units; pointwise
-  layers (GDN, activations, rescaling) add nothing."""
-  radius = 0  # in units of the current layer's output
-  for layer in reversed(layers):
-    if isinstance(layer, parameters.SignalConv2D):
-      (kernel, _), (down, _) = layer.kernel_support, layer.strides_down
-      radius = radius * down + (kernel - 1) // 2
-    elif isinstance(layer, tf.keras.layers.Conv2DTranspose):
-      (kernel, _), (up, _) = layer.kernel_size, layer.strides
-      radius = math.ceil((radius + (kernel - 1) // 2) / up)
-  return radius
-
-
-def halo(layers, unit):
-  """The halo of a transform in multiples of `unit` input positions."""
-  return math.ceil(receptive_radius(layers) / unit) * unit
+def halo(radius, unit):
+  """A halo covering `radius` input positions, in multiples of `unit` (so
+  that windows keep the transform's sampling phase)."""
+  return math.ceil(radius / unit) * unit
 
 
 class Grid:
@@ -78,6 +62,19 @@ class Grid:
     stop = tf.minimum((start + size) * STRIDE,
                       tf.stack([self.height, self.width]))
     return start * STRIDE, stop - start * STRIDE
+
+  def pixel_window(self, index, margin):
+    """(start, size) of the tile's pixels and `margin` around them."""
+    return window(*self.pixel_box(index), margin,
+                  tf.stack([self.height, self.width]))
+
+  def latent_window(self, index, margin):
+    """(start, size) of the tile's latents and `margin` around them."""
+    return window(*self.box(index), margin, self.latent_shape)
+
+  def z_window(self, index, margin):
+    """(start, size) of the tile's hyper-latents and `margin` around them."""
+    return window(*self.z_box(index), margin, self.z_shape)
 
 
 def window(start, size, margin, extent):
@@ -153,13 +150,11 @@ def neighbourhood(tiles, grid, index):
 
 
 def latent_window(tiles, grid, index, margin):
-  """The latents around tile `index` (its box grown by `margin`, cut to the
-  image) from a TensorArray of padded tiles: (window [1, h, w, C], the
-  tile's start within it)."""
+  """The latents of grid.latent_window(index, margin), cut from a
+  TensorArray of padded tiles: [1, h, w, C]."""
   block, origin = neighbourhood(tiles, grid, index)
-  start, size = grid.box(index)
-  low, length = window(start, size, margin, grid.latent_shape)
-  return crop(block, low - origin, length), start - low
+  low, length = grid.latent_window(index, margin)
+  return crop(block, low - origin, length)
 
 
 def split(x, grid):

@@ -48,6 +48,21 @@ def _conv(filters, kernel, name, down=1, up=1, activation=None, dtype=None,
       use_bias=use_bias, activation=activation, dtype=dtype)
 
 
+def receptive_radius(layers):
+  """How many input positions on either side of its own an output of the
+  convolutions `layers` (in order) depends on; pointwise layers (GDN,
+  activations, rescaling) add nothing."""
+  radius = 0  # in units of the current layer's output
+  for layer in reversed(layers):
+    if isinstance(layer, tfc.SignalConv2D):
+      (kernel, _), (down, _) = layer.kernel_support, layer.strides_down
+      radius = radius * down + (kernel - 1) // 2
+    elif isinstance(layer, tf.keras.layers.Conv2DTranspose):
+      (kernel, _), (up, _) = layer.kernel_size, layer.strides
+      radius = -(-(radius + (kernel - 1) // 2) // up)
+  return radius
+
+
 class Conv2DTranspose(tf.keras.layers.Conv2DTranspose):
   """Keras' up-convolution, its "same" padding passed to TF as numbers when it
   trains in float32 on a CPU without AVX512.
