@@ -126,3 +126,23 @@ def test_entropy_coder_baseline_decodes_what_the_codec_decodes(tiny_model):
     # rANS ends each of its two strings with a 6-byte state, tfc's range
     # coder with 2-4 bytes: on a 40-byte stream that is most of the gap.
     assert abs(sizes[0] - sizes[1]) <= 0.02 * sizes[1] + 16, sizes
+
+
+def test_memory_mosaic_is_the_size_asked_and_made_of_the_images():
+  from tfc_lic.benchmarks import codec_memory  # pylint: disable=g-import-not-at-top
+  height, width = codec_memory.shape(4)
+  assert abs(height * width - 4e6) < 4e3 and abs(width / height - 1.5) < 1e-3
+  images = [np.full((30, 50, 3), v, np.uint8) for v in (10, 20)]
+  out = codec_memory.mosaic(images, 70, 120)
+  assert out.shape == (70, 120, 3)
+  assert set(np.unique(out)) == {10, 20}
+
+
+def test_seam_band_is_the_pixels_near_inner_tile_borders():
+  from tfc_lic import tiling  # pylint: disable=g-import-not-at-top
+  from tfc_lic.benchmarks import seams  # pylint: disable=g-import-not-at-top
+  side = tiling.TILE * tiling.STRIDE
+  band = seams.border_band(side + 100, side // 2)  # One inner border.
+  rows = np.flatnonzero(band.any(1))
+  assert rows.tolist() == list(range(side - seams.BAND, side + seams.BAND))
+  assert band[rows].all() and not seams.border_band(side, side).any()

@@ -1,7 +1,5 @@
 """Bitstreams: bit-exact round trips, container validation, odd sizes."""
 
-import functools
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,7 +12,7 @@ QUANTIZERS = list(codec_lib.QUANTIZERS)
 
 @pytest.fixture(scope="module")
 def encode(tiny_codec):
-  return tf.function(functools.partial(tiny_codec.encode, diagnostics=True),
+  return tf.function(tiny_codec.encode,
                      input_signature=[
       tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
       tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
@@ -22,7 +20,7 @@ def encode(tiny_codec):
 
 @pytest.fixture(scope="module")
 def decode(tiny_codec):
-  return tf.function(functools.partial(tiny_codec.decode, diagnostics=True),
+  return tf.function(tiny_codec.decode,
                      input_signature=[tf.TensorSpec([], tf.string)])
 
 

@@ -1,8 +1,6 @@
 """Tiled coding: a tile's results equal the whole image's, multi-tile
 streams round-trip bit-exactly, and the tile grid is what the format says."""
 
-import functools
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,13 +16,13 @@ SHAPES = [(1100, 1300), (1030, 70), (80, 2070)]
 
 @pytest.fixture(scope="module")
 def encode(tiny_codec):
-  return tf.function(functools.partial(tiny_codec.encode, diagnostics=True),
+  return tf.function(tiny_codec.encode,
                      input_signature=codec_lib.ENCODE_SIGNATURE)
 
 
 @pytest.fixture(scope="module")
 def decode(tiny_codec):
-  return tf.function(functools.partial(tiny_codec.decode, diagnostics=True),
+  return tf.function(tiny_codec.decode,
                      input_signature=codec_lib.DECODE_SIGNATURE)
 
 

@@ -8,10 +8,12 @@ The codec has two halves, so that a deployment can split them:
   `EntropyCoder`   entropy coding of z and the indexes (index_coder:
                    rANS in core TF ops, compiled with XLA), pass by pass
                    (see coding_passes), and the container.
-`ImageCodec` joins them: `compress` takes a uint8 image and returns the
-container bytes, `decompress` inverts it. Both are tf.functions with input
-signatures (graph code end to end) so that they export unchanged. `encode`
-and `decode` return the intermediate tensors too (y_hat, estimated bits).
+Both work tile by tile (see tiling), so memory holds one tile's
+activations. `ImageCodec` joins them: `compress` takes a uint8 image and
+returns the container bytes, `decompress` inverts it. Both are tf.functions
+with input signatures (graph code end to end) so that they export
+unchanged. `encode` and `decode` return the whole image's intermediate
+tensors too (y_hat, estimated bits).
 """
 
 import hashlib
@@ -96,11 +98,6 @@ def _per_quantizer(values, defaults, what):
     if not value > 0:
       raise ValueError(f"{what} for {quantizer} must be positive, not {value}")
   return [float(values.get(q, defaults[q])) for q in QUANTIZERS]
-
-
-def latent_shape(height, width):
-  """Spatial shape of y for an image (the analysis downsamples by 16)."""
-  return tf.stack([(height + 15) // 16, (width + 15) // 16])
 
 
 def container_rate(rate):
@@ -401,7 +398,7 @@ class EntropyCoder(tf.Module):
     """(k, y_hat) of a tile from its string and the hyperprior's (loc,
     scale_index) [1, h, w, M]; pass_parameters(loc, scale_index, decoded)
     gives each pass's."""
-    cursor = self.y_coder.start(y_string)
+    cursor = self.start_tile(y_string)
     k = tf.zeros(tf.shape(loc), tf.int32)
     y_hat = tf.zeros_like(loc)
     shape = tf.shape(loc)
@@ -414,7 +411,15 @@ class EntropyCoder(tf.Module):
           gather(scale_pass))
       k = coding_passes.scatter(k, indexes, k_pass)
       y_hat = coding_passes.scatter(y_hat, indexes, y_hat_pass)
-    return self.y_coder.finish(cursor, k, y_hat)
+    return self.finish_tile(cursor, k, y_hat)
+
+  def start_tile(self, y_string):
+    """A cursor at the start of a tile's string."""
+    return self.y_coder.start(y_string)
+
+  def finish_tile(self, cursor, *tensors):
+    """`tensors`, once the tile's string is checked to be decoded exactly."""
+    return self.y_coder.finish(cursor, *tensors)
 
 
 class ImageCodec(tf.Module):
@@ -458,12 +463,12 @@ class ImageCodec(tf.Module):
     return self.transforms.side_model
 
   def encode(self, image, quantizer, rate, delta_index, refine_steps=None,
-             diagnostics=False):
-    """Returns a dict with the container bytes.
+             diagnostics=True):
+    """Returns a dict with the container bytes and, with `diagnostics`, y,
+    y_hat, k [1, h, w, M] and z of the whole image and the estimated bits
+    of y and z (whole-image latents: compress leaves them out).
 
-    `refine_steps`: refine the latents first (see refinement).
-    `diagnostics`: also y, y_hat, k [1, h, w, M] and z of the whole image
-    and the estimated bits of y and z (memory of whole-image latents)."""
+    `refine_steps`: refine the latents first (see refinement)."""
     quantizer = tf.convert_to_tensor(quantizer, tf.int32)
     delta_index = tf.convert_to_tensor(delta_index, tf.int32)
     rate = container_rate(rate)
@@ -513,10 +518,11 @@ class ImageCodec(tf.Module):
                             [tf.float32, tf.int32][:1 + with_indexes])
 
   def decode(self, stream, max_pixels=container.MAX_PIXELS,
-             diagnostics=False):
-    """Returns a dict: image (uint8) and the container fields; images above
-    `max_pixels` are refused before decoding. `diagnostics`: also y_hat and
-    k [1, h, w, M] of the whole image."""
+             diagnostics=True):
+    """Returns a dict: image (uint8) and the container fields, with
+    `diagnostics` also y_hat and k [1, h, w, M] of the whole image
+    (decompress leaves them out); images above `max_pixels` are refused
+    before decoding."""
     fields, z_hat = self.coder.decode_side(stream, max_pixels)
     grid = tiling.Grid(fields["height"], fields["width"])
     tiles = self.decode_latents(fields, z_hat, with_indexes=diagnostics)
@@ -531,22 +537,23 @@ class ImageCodec(tf.Module):
   @tf.function(input_signature=ENCODE_SIGNATURE)
   def compress(self, image, quantizer, rate, delta_index):
     """uint8 image [H, W, 3] -> container bytes."""
-    return self.encode(image, quantizer, rate, delta_index)["container"]
+    return self.encode(image, quantizer, rate, delta_index,
+                       diagnostics=False)["container"]
 
   @tf.function(input_signature=REFINED_ENCODE_SIGNATURE)
   def compress_refined(self, image, quantizer, rate, delta_index,
                        refine_steps):
     """compress, with the latents refined by `refine_steps` gradient steps
     (slower encoding, same decoder; see refinement)."""
-    return self.encode(image, quantizer, rate, delta_index,
-                       refine_steps)["container"]
+    return self.encode(image, quantizer, rate, delta_index, refine_steps,
+                       diagnostics=False)["container"]
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="stream")])
   def decompress(self, stream):
     """Container bytes -> uint8 image [H, W, 3]."""
-    return self.decode(stream)["image"]
+    return self.decode(stream, diagnostics=False)["image"]
 
   @tf.function(input_signature=DECODE_SIGNATURE)
   def decompress_with_options(self, stream, max_pixels):
     """decompress, refusing images above `max_pixels` (a decode budget)."""
-    return self.decode(stream, max_pixels)["image"]
+    return self.decode(stream, max_pixels, diagnostics=False)["image"]

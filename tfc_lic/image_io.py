@@ -45,7 +45,7 @@ def read_image(path):
   if os.path.getsize(path) == 0:
     raise ImageError(f"{path}: empty file")
   try:
-    with Image.open(path, formats=FORMATS) as image:
+    with _pixel_limit(), Image.open(path, formats=FORMATS) as image:
       width, height = image.size
       if not container.size_ok(height, width):
         raise ImageError(f"{path}: {container.size_error(height, width)}")
@@ -67,6 +67,19 @@ def read_image(path):
   except (OSError, SyntaxError, ValueError) as e:
     raise ImageError(f"{path}: not a readable image ({e})") from None
   return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+@contextlib.contextmanager
+def _pixel_limit():
+  """Pillow's decompression-bomb limit raised to the codec's (Pillow
+  refuses twice its default of 89 Mpx; the codec checks the size itself
+  before decoding)."""
+  default = Image.MAX_IMAGE_PIXELS
+  Image.MAX_IMAGE_PIXELS = container.MAX_PIXELS
+  try:
+    yield
+  finally:
+    Image.MAX_IMAGE_PIXELS = default
 
 
 def _to_rgb8(path, image):

@@ -98,7 +98,8 @@ def pad(x, tile):
 
 def map_tiles(fn, count, dtypes):
   """TensorArrays of fn(index) for index in [0, count), one per dtype. One
-  tile at a time: the loop's memory is one tile's."""
+  tile at a time: memory is one tile's (two entropy-coding loops at a time
+  were not faster on 2 cores: 16 Mpx decoded in 23 s against 19 s)."""
 
   def body(index, arrays):
     return index + 1, [a.write(index, v) for a, v in zip(arrays, fn(index))]

@@ -15,6 +15,7 @@ from tfc_lic import codec as codec_lib
 from tfc_lic import container
 from tfc_lic import evaluation
 from tfc_lic import scale_grid
+from tfc_lic import tiling
 from tfc_lic import zoo
 from tfc_lic.benchmarks import harness
 from tfc_lic.latent_codecs import tcq
@@ -30,31 +31,31 @@ class RangeCoder(codec_lib.EntropyCoder):
     self.side_model = side_model
     self.lookup = codecs[0].tables.lookup
 
-  def encode(self, z, k, table, quantizer, delta_index, rate, height, width):
-    k, table = self.latent_symbols(k, table, quantizer, height, width)
+  def encode_side(self, z):
+    return self.side_model.compress(z)[0]
+
+  def encode_tile(self, k, table, quantizer):
+    k, table = self.latent_symbols(k, table, quantizer)
     handle = tfc.entropy_encode_index(
         tfc.create_range_encoder([], self.lookup), table,
         k - tf.gather(self.latent_codecs[0].tables.offset, table))
-    return container.pack(self.model_id, quantizer, delta_index, rate, height,
-                          width, self.side_model.compress(z)[0],
-                          tfc.entropy_encode_finalize(handle))
+    return tfc.entropy_encode_finalize(handle)
 
   def decode_side(self, stream, max_pixels=container.MAX_PIXELS):
     del max_pixels  # The codec's check, not the coder's: not timed here.
     fields = container.unpack(stream, self.model_id)
-    z_shape = (codec_lib.latent_shape(fields["height"], fields["width"])
-               + 3) // 4
+    z_shape = tiling.Grid(fields["height"], fields["width"]).z_shape
     return fields, self.side_model.decompress(fields["z_string"][None],
                                               z_shape)
 
-  def start_latents(self, fields):
-    return tfc.create_range_decoder(fields["y_string"], self.lookup)
+  def start_tile(self, y_string):
+    return tfc.create_range_decoder(y_string, self.lookup)
 
   def read_pass(self, cursor, quantizer, delta_index, loc, scale_index):
     return codec_lib.switch_quantizer(quantizer, lambda i: _read(
         self.latent_codecs[i], cursor, loc, scale_index, delta_index))
 
-  def finish_latents(self, cursor, *tensors):
+  def finish_tile(self, cursor, *tensors):
     with tf.control_dependencies([tf.debugging.assert_equal(
         tfc.entropy_decode_finalize(cursor), True)]):
       return tuple(tf.identity(t) for t in tensors)

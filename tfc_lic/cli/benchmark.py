@@ -1,7 +1,8 @@
 """Benchmarks of the codec and of training, one tool per --what.
 
   tfc-lic-benchmark --what=codec --images=/path/to/kodak
-  tfc-lic-benchmark --what=memory --sizes=1024,2048,4096
+  tfc-lic-benchmark --what=memory --images=/path/to/kodak
+  tfc-lic-benchmark --what=seams --images=/path/to/kodak
   tfc-lic-benchmark --what=training --dataset=/path/to/training/images
   tfc-lic-benchmark --what=precision --dataset=/path/to/training/images
   tfc-lic-benchmark --what=variable_rate --dataset=... --validation=...
@@ -28,6 +29,7 @@ from tfc_lic import precision
 from tfc_lic import settings
 from tfc_lic import zoo
 from tfc_lic.benchmarks import codec_memory
+from tfc_lic.benchmarks import seams
 from tfc_lic.benchmarks import codec_speed
 from tfc_lic.benchmarks import entropy_coder
 from tfc_lic.benchmarks import generalization
@@ -41,9 +43,10 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum("what", "training",
                   ["codec", "memory", "training", "precision",
                    "variable_rate", "generalization", "synthesis",
-                   "learning_curve", "entropy_coder"],
+                   "learning_curve", "entropy_coder", "seams"],
                   "What to measure: codec speed (codec_speed), the codec's "
-                  "peak memory per image size (codec_memory), training "
+                  "peak memory and speed per image size (codec_memory), "
+                  "tiled against untiled coding (seams), training "
                   "speed or the loss of fp32 vs bf16 training from one seed "
                   "(training_speed), a variable-rate network against a "
                   "single-rate one (variable_rate), trained weights' loss on "
@@ -56,22 +59,23 @@ flags.DEFINE_string("output_dir", "results/benchmarks", "Where to write.")
 flags.DEFINE_string("model", zoo.DEFAULT_MODEL,
                     "Codec SavedModel (zoo name or path).")
 flags.DEFINE_list("quantizers", list(codec_lib.QUANTIZERS),
-                  "Quantizers for --what=entropy_coder.")
+                  "Quantizers for --what=entropy_coder, seams.")
 flags.DEFINE_integer("timed_images", 4,
                      "Images timed for --what=entropy_coder (all are sized).")
 flags.DEFINE_list("also_models", [],
                   "More codec SavedModels for --what=codec, measured in the "
                   "same run as --model.")
 flags.DEFINE_string("images", None,
-                    "Folder of test images for --what=codec, entropy_coder.")
+                    "Folder of test images for --what=codec, entropy_coder, "
+                    "seams; its mosaics for --what=memory.")
 flags.DEFINE_integer("max_images", 4,
                      "Images for --what=codec, entropy_coder.")
 flags.DEFINE_integer("repeats", 3, "Timed repeats per image for --what=codec, "
                      "entropy_coder (median).")
-flags.DEFINE_list("sizes", ["1024", "2048", "4096"],
-                  "Square image sides for --what=memory.")
-flags.DEFINE_string("memory_image", "testdata/kodim23.png",
-                    "Image resized to each of --sizes for --what=memory.")
+flags.DEFINE_integer("upscale", 2, "Upscaling of --images for --what=seams "
+                     "(so that they span several tiles).")
+flags.DEFINE_list("megapixels", ["0.4", "1", "4", "16", "48", "100"],
+                  "Image sizes (3:2 mosaics of --images) for --what=memory.")
 # training, precision, variable_rate
 flags.DEFINE_string("dataset", None, "Training images (folder or glob).")
 flags.DEFINE_integer("warmup_steps", 3,
@@ -141,8 +145,15 @@ def _codec():
 
 
 def _memory():
-  codec_memory.run(FLAGS.output_dir, [int(s) for s in FLAGS.sizes],
-                   FLAGS.model, FLAGS.memory_image)
+  _require("images")
+  codec_memory.run(FLAGS.output_dir, [float(s) for s in FLAGS.megapixels],
+                   FLAGS.model, FLAGS.images)
+
+
+def _seams():
+  _require("images")
+  seams.run(FLAGS.output_dir, FLAGS.model, FLAGS.images, FLAGS.max_images,
+            FLAGS.quantizers, FLAGS.upscale)
 
 
 def _training():
@@ -204,7 +215,7 @@ def main(argv):
               precision=_precision, variable_rate=_variable_rate,
               generalization=_generalization, synthesis=_synthesis,
               learning_curve=_learning_curve,
-              entropy_coder=_entropy_coder)[FLAGS.what]
+              entropy_coder=_entropy_coder, seams=_seams)[FLAGS.what]
   try:
     tool()
   except (ValueError, OSError, RuntimeError) as e:

@@ -1,7 +1,9 @@
 """Exports a trained run as codec SavedModels (TF Serving layout).
 
-Writes <output_dir>/<name>/<version> (compress/decompress, needs tfc's ops)
-and <output_dir>/<name>-core/<version> (core ops only, for stock TF Serving).
+Writes <output_dir>/<name>/<version> (compress/decompress; its entropy
+coder compiled with XLA) and <output_dir>/<name>-core/<version> (the
+transforms tile by tile, for a TF Serving without XLA and tfc_lic.client);
+both core TF ops only.
 
   tfc-lic-export --run=~/runs/mbt2018-mean-vr --name=mbt2018-mean-vr \
       --version=1
