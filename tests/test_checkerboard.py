@@ -59,8 +59,9 @@ def test_round_trip_is_bit_exact(codec, quantizer):
   # Both passes share one string: it is about the estimated bits (an
   # untrained model's latents code 6 % above them; the zoo's 1 %, test_zoo)
   # plus the coder's final state and its last word.
-  y_bits = 8 * len(codec.coder.decode_side(enc["container"])[0][
-      "y_string"].numpy())
+  (y_string,) = codec.coder.decode_side(enc["container"])[0][
+      "y_strings"].numpy()  # One tile.
+  y_bits = 8 * len(y_string)
   assert abs(y_bits - float(enc["y_bits"])) <= 0.1 * float(
       enc["y_bits"]) + rans.STATE_BITS + 16
 
@@ -82,14 +83,15 @@ def test_second_pass_depends_on_the_anchors(model, codec):
   """Zeroing the decoded anchors changes the other half's parameters (so a
   decoder that skipped the first pass could not decode the second)."""
   image = smooth_image(64, 64, seed=8)
-  latents = codec.transforms.latents(tf.cast(image, tf.float32)[None],
-                                     tf.constant([0.]))
-  _, _, y_hat = codec.transforms.quantize(latents, 0, 0)
+  latents = codec.transforms.untiled_latents(
+      tf.cast(image, tf.float32)[None], tf.constant([0.]))
+  loc, scale_index = latents["loc"], latents["scale_index"]
+  _, _, y_hat = codec.transforms.quantize(latents["y"], loc, scale_index, 0, 0)
   anchor = coding_passes.checkerboard(4, 4)
-  with_anchors = codec.transforms.pass_parameters(
-      latents["loc"], latents["scale_index"], y_hat * anchor)
-  without = codec.transforms.pass_parameters(
-      latents["loc"], latents["scale_index"], tf.zeros_like(y_hat))
+  with_anchors = codec.transforms.pass_parameters(loc, scale_index,
+                                                  y_hat * anchor)
+  without = codec.transforms.pass_parameters(loc, scale_index,
+                                             tf.zeros_like(y_hat))
   others = anchor.numpy()[0, :, :, 0] == 0
   difference = np.abs(with_anchors[0].numpy() - without[0].numpy())[0]
   assert np.all(difference[others].max(axis=-1) > 1e-4)

@@ -117,7 +117,7 @@ def test_decode_budget_is_checked_before_decoding(tmp_path):
   is loaded (a crafted header claims what it likes)."""
   from tfc_lic import container  # pylint: disable=g-import-not-at-top
   stream = bytearray(container.MAGIC + bytes([container.VERSION]) + bytes(
-      container.HEADER_SIZE + container.CHECKSUM_SIZE))
+      container.header_size(1) + container.CHECKSUM_SIZE))
   stream[13:17] = (3000).to_bytes(2, "big") + (4000).to_bytes(2, "big")
   (tmp_path / "big.tlic").write_bytes(bytes(stream))
   assert container.image_size(bytes(stream)) == (3000, 4000)

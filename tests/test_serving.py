@@ -25,10 +25,9 @@ import sys, numpy as np, tensorflow as tf
 from tfc_lic import client as client_lib
 client = client_lib.Client(client_lib.saved_model_transport(sys.argv[1]))
 image = np.random.default_rng(0).integers(0, 256, (40, 1040, 3), np.uint8)
-for quantizer in ("usq", "tcq4", "tcq8"):  # 1 x 2 tiles
-  for steps in (0, 3):
-    stream = client.compress(image, quantizer, refine_steps=steps)
-    assert client.decompress(stream).shape == image.shape
+for quantizer, steps in (("usq", 0), ("tcq4", 0), ("tcq8", 2)):  # 2 tiles
+  stream = client.compress(image, quantizer, refine_steps=steps)
+  assert client.decompress(stream).shape == image.shape
 assert "tensorflow_compression" not in sys.modules
 print("ok")
 """

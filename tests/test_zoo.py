@@ -311,6 +311,7 @@ def test_compress_binary_refines_on_request(tmp_path, kodim23):
   assert decoded.shape == (128, 160, 3)
 
 
+@pytest.mark.slow  # 140 s on 2 cores; test_serving checks it on the tiny model.
 @pytest.mark.parametrize("name", MODELS)
 def test_saved_model_refines_as_the_library(name, kodim23):
   """The SavedModel's compress_refined carries the export's refinement

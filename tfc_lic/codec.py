@@ -158,6 +158,9 @@ class Transforms(tf.Module):
     units = dict(analysis=tiling.STRIDE, hyper_analysis=tiling.Z_STRIDE)
     self.halos = {name: tiling.halo(radius, units.get(name, 1))
                   for name, radius in model.receptive_radii().items()}
+    if max(self.halos["hyper_analysis"], self.halos["synthesis"]) > tiling.TILE:
+      raise ValueError(f"halos {self.halos} exceed a tile of {tiling.TILE} "
+                       "latents (windows are cut from the 3 x 3 tiles around)")
 
   def tile_latents(self, window, grid, index, rate):
     """y [1, h, w, M] of a tile from its pixels' window [1, H, W, 3] (see
@@ -206,11 +209,20 @@ class Transforms(tf.Module):
       return grid, tiling.split(y, grid), z
     (y_tiles,) = tiling.map_tiles(lambda i: [tiling.pad(self.tile_latents(
         tiling.crop(image[None], *self.windows(grid, i)["analysis"]), grid, i,
-        rate), tiling.TILE)], grid.count, [tf.float32])
+        rate))], grid.count, [tf.float32])
     z = tiling.assemble(lambda i: self.tile_hyper_latents(
         tiling.latent_window(y_tiles, grid, i, self.halos["hyper_analysis"]),
         grid, i)[0], grid, tf.float32)[None]
     return grid, y_tiles, z
+
+  def untiled_latents(self, x, rate):
+    """Images x [B, H, W, 3] (float) run whole: dict of y, z and the
+    hyperprior's loc, scale_index. For images within one tile (stage 2's
+    crops) this is what the codec computes; see quantize."""
+    y, z = self.model.analyze(x, rate)
+    loc, scale_index = self.model.hyper_decode(
+        self.side_model.quantize(z), tf.shape(y)[1:3], exact=True)
+    return dict(y=y, z=z, loc=loc, scale_index=scale_index)
 
   def tile_parameters(self, window, grid, index):
     """The hyperprior's (loc, scale_index) [1, h, w, M] for a tile, from the
@@ -482,8 +494,7 @@ class ImageCodec(tf.Module):
       out = [self.coder.encode_tile(k, table, quantizer)]
       if diagnostics:
         bits = tf.reduce_sum(self.tables.bits(table, k))
-        out += [tiling.pad(k, tiling.TILE), tiling.pad(y_hat, tiling.TILE),
-                bits]
+        out += [tiling.pad(k), tiling.pad(y_hat), bits]
       return out
 
     dtypes = [tf.string] + diagnostics * [tf.int32, tf.float32, tf.float32]
@@ -512,7 +523,7 @@ class ImageCodec(tf.Module):
           fields["y_strings"][index], fields["quantizer"],
           fields["delta_index"], loc, scale_index,
           self.transforms.pass_parameters)
-      return [tiling.pad(t, tiling.TILE) for t in [y_hat, k][:1 + with_indexes]]
+      return [tiling.pad(t) for t in [y_hat, k][:1 + with_indexes]]
 
     return tiling.map_tiles(tile, grid.count,
                             [tf.float32, tf.int32][:1 + with_indexes])

@@ -55,11 +55,12 @@ class SynthesisFinetuner(tf.keras.Model):
   def quantized_latents(self, x, rate):
     """y_hat of every quantizer for a batch: the encoder's exact output."""
     transforms = self.codec.transforms
-    latents = transforms.latents(x, rate)
+    latents = transforms.untiled_latents(x, rate)  # Crops: one tile each.
     outputs = []
     for quantizer, delta_index in zip(self.quantizers, self.delta_indexes):
       _, _, y_hat = transforms.quantize(
-          latents, codec_lib.quantizer_id(quantizer), delta_index)
+          latents["y"], latents["loc"], latents["scale_index"],
+          codec_lib.quantizer_id(quantizer), delta_index)
       outputs.append(tf.stop_gradient(y_hat))
     return outputs
 

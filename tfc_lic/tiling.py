@@ -90,10 +90,10 @@ def crop(x, start, size):
                   tf.concat([[1], size, [-1]], 0))
 
 
-def pad(x, tile):
-  """x [1, h, w, C] (h, w <= tile) zero-padded to [tile, tile, C]."""
+def pad(x):
+  """A tile's x [1, h, w, C] zero-padded to [TILE, TILE, C]."""
   shape = tf.shape(x)
-  return tf.pad(x[0], [[0, tile - shape[1]], [0, tile - shape[2]], [0, 0]])
+  return tf.pad(x[0], [[0, TILE - shape[1]], [0, TILE - shape[2]], [0, 0]])
 
 
 def map_tiles(fn, count, dtypes):
@@ -160,5 +160,5 @@ def latent_window(tiles, grid, index, margin):
 
 def split(x, grid):
   """Latents [1, h, w, C] as a TensorArray of padded tiles."""
-  return map_tiles(lambda i: [pad(crop(x, *grid.box(i)), TILE)], grid.count,
+  return map_tiles(lambda i: [pad(crop(x, *grid.box(i)))], grid.count,
                    [x.dtype])[0]

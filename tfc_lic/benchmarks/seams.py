@@ -27,12 +27,12 @@ def untiled(codec):
   @tf.function(input_signature=codec_lib.ENCODE_SIGNATURE)
   def code(image, quantizer, rate, delta_index):
     rate = codec_lib.container_rate(rate)
-    y, z = model.analyze(tf.cast(image, tf.float32)[None], rate)
-    z_hat = transforms.side_model.quantize(z)
-    loc, scale_index = model.hyper_decode(z_hat, tf.shape(y)[1:3], exact=True)
-    k, table, y_hat = transforms.quantize(y, loc, scale_index, quantizer,
-                                          delta_index)
-    size = (tf.strings.length(coder.encode_side(z)) +
+    latents = transforms.untiled_latents(tf.cast(image, tf.float32)[None],
+                                         rate)
+    k, table, y_hat = transforms.quantize(
+        latents["y"], latents["loc"], latents["scale_index"], quantizer,
+        delta_index)
+    size = (tf.strings.length(coder.encode_side(latents["z"])) +
             tf.strings.length(coder.encode_tile(k, table, quantizer)) +
             container.header_size(1) + container.CHECKSUM_SIZE)
     x_hat = codec_lib.switch_quantizer(quantizer, lambda i: model.synthesize(
