@@ -62,9 +62,7 @@ def test_tiles_equal_the_whole_image(tiny_codec, encode, decode):
   grid = tiling.Grid(*image.shape[:2])
   transforms = tiny_codec.transforms
   tile_parameters = tf.function(
-      lambda z_hat, index: transforms.tile_parameters(tiling.crop(
-          z_hat, *transforms.windows(grid, index)["hyper_synthesis"]), grid,
-                                                      index))
+      lambda z_hat, index: transforms.hyperprior(z_hat, grid, index))
   for index in range(int(grid.count)):
     start, size = grid.box(index)
     tile = tile_parameters(z_hat, index)

@@ -224,9 +224,8 @@ class Client:
   def _tiles(self, height, width):
     """The image's tiles, each a dict: the signatures' tile inputs, and
     slices of its latents (`box`), hyper-latents, pixels and windows (by
-    transform, see codec.Transforms.windows)."""
+    transform, see tiling.windows)."""
     grid = tiling.Grid(height, width)
-    halos = self.info["halos"]
     slices = lambda box: tuple(slice(int(a), int(a + n)) for a, n in zip(
         *box))
     for index in range(int(grid.count)):
@@ -234,14 +233,9 @@ class Client:
           inputs=dict(height=np.int32(height), width=np.int32(width),
                       tile=np.int32(index)),
           box=slices(grid.box(index)), z_box=slices(grid.z_box(index)),
-          pixels=slices(grid.pixel_box(index)), windows=dict(
-              analysis=slices(grid.pixel_window(index, halos["analysis"])),
-              hyper_analysis=slices(grid.latent_window(
-                  index, halos["hyper_analysis"])),
-              hyper_synthesis=slices(grid.z_window(
-                  index, halos["hyper_synthesis"])),
-              synthesis=slices(grid.latent_window(index,
-                                                  halos["synthesis"]))))
+          pixels=slices(grid.pixel_box(index)), windows={
+              name: slices(window) for name, window in tiling.windows(
+                  grid, index, self.info["halos"]).items()})
 
   def _latent_shape(self, height, width):
     grid = tiling.Grid(height, width)

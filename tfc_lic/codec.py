@@ -164,7 +164,7 @@ class Transforms(tf.Module):
 
   def tile_latents(self, window, grid, index, rate):
     """y [1, h, w, M] of a tile from its pixels' window [1, H, W, 3] (see
-    windows)."""
+    tiling.windows)."""
     low, _ = grid.pixel_window(index, self.halos["analysis"])
     start, size = grid.box(index)
     y = self.model.latents(tf.cast(window, tf.float32), rate)
@@ -176,17 +176,6 @@ class Transforms(tf.Module):
     start, size = grid.z_box(index)
     z = self.model.hyper_latents(window)
     return tiling.crop(z, start - low // tiling.Z_STRIDE, size)
-
-  def windows(self, grid, index):
-    """(start, size) of the windows of tile `index` that its transforms
-    read: pixels for the analysis, latents for the hyper-analysis and the
-    synthesis, hyper-latents for the hyper-synthesis."""
-    return dict(
-        analysis=grid.pixel_window(index, self.halos["analysis"]),
-        hyper_analysis=grid.latent_window(index,
-                                          self.halos["hyper_analysis"]),
-        hyper_synthesis=grid.z_window(index, self.halos["hyper_synthesis"]),
-        synthesis=grid.latent_window(index, self.halos["synthesis"]))
 
   def latents(self, image, rate, refine=None):
     """uint8 image [H, W, 3] -> its tile grid, y (a TensorArray of padded
@@ -208,8 +197,8 @@ class Transforms(tf.Module):
           self.refine_lambda_scales[i], self.refine_learning_rates[i]))
       return grid, tiling.split(y, grid), z
     (y_tiles,) = tiling.map_tiles(lambda i: [tiling.pad(self.tile_latents(
-        tiling.crop(image[None], *self.windows(grid, i)["analysis"]), grid, i,
-        rate))], grid.count, [tf.float32])
+        tiling.crop(image[None], *grid.pixel_window(i, self.halos["analysis"])),
+        grid, i, rate))], grid.count, [tf.float32])
     z = tiling.assemble(lambda i: self.tile_hyper_latents(
         tiling.latent_window(y_tiles, grid, i, self.halos["hyper_analysis"]),
         grid, i)[0], grid, tf.float32)[None]
@@ -234,6 +223,12 @@ class Transforms(tf.Module):
     offset = start - low * tiling.Z_STRIDE
     return (tiling.crop(loc, offset, size),
             tiling.crop(scale_index, offset, size))
+
+  def hyperprior(self, z_hat, grid, index):
+    """tile_parameters of tile `index`, its window cut from the image's
+    decoded z [1, h, w, C]."""
+    return self.tile_parameters(tiling.crop(z_hat, *grid.z_window(
+        index, self.halos["hyper_synthesis"])), grid, index)
 
   def pass_parameters(self, loc, scale_index, decoded):
     """(loc, scale_index) of a coding pass given the latents decoded so far
@@ -263,9 +258,7 @@ class Transforms(tf.Module):
     grid = latents["grid"]
     y = tiling.crop(latents["y"].read(index)[None], [0, 0],
                     grid.box(index)[1])
-    loc, scale_index = self.tile_parameters(tiling.crop(
-        latents["z_hat"], *self.windows(grid, index)["hyper_synthesis"]),
-                                            grid, index)
+    loc, scale_index = self.hyperprior(latents["z_hat"], grid, index)
     return self.quantize(y, loc, scale_index, quantizer, delta_index)
 
   def analyze(self, image, quantizer, rate, delta_index, refine_steps=None):
@@ -516,9 +509,7 @@ class ImageCodec(tf.Module):
     grid = tiling.Grid(fields["height"], fields["width"])
 
     def tile(index):
-      loc, scale_index = self.transforms.tile_parameters(tiling.crop(
-          z_hat, *self.transforms.windows(grid, index)["hyper_synthesis"]),
-                                                         grid, index)
+      loc, scale_index = self.transforms.hyperprior(z_hat, grid, index)
       k, y_hat = self.coder.decode_tile(
           fields["y_strings"][index], fields["quantizer"],
           fields["delta_index"], loc, scale_index,

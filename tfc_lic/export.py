@@ -111,7 +111,7 @@ class TransformsModule(tf.Module):
 
   Entropy coding and tiling are left to the client (tfc_lic.client), which
   fetches the coding tables from `describe` and sends one tile's window at a
-  time (codec.Transforms.windows; the metadata's `halos`), so that no
+  time (tiling.windows with the metadata's `halos`), so that no
   message is larger than a tile's. Every signature has an input because TF
   Serving's REST API refuses signatures without one.
   """
@@ -132,7 +132,7 @@ class TransformsModule(tf.Module):
       checks.append(tf.debugging.Assert(
           (tile >= 0) & (tile < grid.count),
           ["tile must be an index of the image's tiles"]))
-      _, size = self.transforms.windows(grid, tile)[which]
+      _, size = tiling.windows(grid, tile, self.transforms.halos)[which]
       checks.append(tf.debugging.Assert(
           tf.reduce_all(tf.shape(window)[-3:-1] == size),
           [f"window must be the tile's {which} window"]))

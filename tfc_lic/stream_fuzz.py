@@ -37,11 +37,15 @@ def _set(body, field, value):
           + body[offset + width:])
 
 
+def _get(body, field):
+  offset, width = FIELDS[field]
+  return int.from_bytes(body[offset:offset + width], "big")
+
+
 def strings(body):
   """(fixed header, z string, [y string of each tile]) of a container body."""
-  height, width = container.image_size(body + bytes(container.CHECKSUM_SIZE))
-  tiles = int(tiling.Grid(height, width).count)
-  offset = container.FIXED_HEADER_SIZE - container.LENGTH_SIZE
+  tiles = int(tiling.Grid(_get(body, "height"), _get(body, "width")).count)
+  offset, _ = FIELDS["z length"]
   lengths = [int.from_bytes(body[i:i + container.LENGTH_SIZE], "big")
              for i in range(offset, container.header_size(tiles),
                             container.LENGTH_SIZE)]

@@ -77,6 +77,17 @@ class Grid:
     return window(*self.z_box(index), margin, self.z_shape)
 
 
+def windows(grid, index, halos):
+  """(start, size) of each window of tile `index` that a transform reads,
+  given the model's halos: pixels for the analysis, latents for the
+  hyper-analysis and the synthesis, hyper-latents for the hyper-synthesis."""
+  return dict(
+      analysis=grid.pixel_window(index, halos["analysis"]),
+      hyper_analysis=grid.latent_window(index, halos["hyper_analysis"]),
+      hyper_synthesis=grid.z_window(index, halos["hyper_synthesis"]),
+      synthesis=grid.latent_window(index, halos["synthesis"]))
+
+
 def window(start, size, margin, extent):
   """(start, size) of [start - margin, start + size + margin) cut to
   [0, extent)."""
