@@ -151,7 +151,8 @@ def test_client_streams_equal_full_codec_streams(client, rounded_codec,
 
 def test_client_refined_streams_equal_full_codec_streams(client,
                                                          rounded_codec):
-  image = smooth_image(72, 40, seed=4)
+  """Refined tile by tile (1 x 2 tiles), byte for byte."""
+  image = smooth_image(24, 1040, seed=4)
   stream = client.compress(image, "usq", rate=0.5, refine_steps=4)
   assert stream != client.compress(image, "usq", rate=0.5)
   delta_index = client.info["delta_indexes"]["usq"]

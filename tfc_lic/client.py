@@ -38,7 +38,7 @@ OUTPUTS = {
     "latents": {"y": np.float32},
     "hyper_latents": {"z": np.float32},
     "quantize": {"k": np.int32, "table": np.int32},
-    "analyze_refined": {"y": np.float32, "z": np.float32},
+    "refine": {"y": np.float32, "z": np.float32},
     "hyper_decode": {"loc": np.float32, "scale_index": np.float32},
     "pass_parameters": {"loc": np.float32, "scale_index": np.float32},
     "synthesize": {"image": np.uint8},
@@ -263,24 +263,19 @@ class Client:
     z_shape = (1, *tiling.Grid(height, width).z_shape.numpy().tolist(),
                z_channels)
     tiles = list(self._tiles(height, width))
+    y = np.zeros(latent, np.float32)
+    for tile in tiles:
+      y[(0, *tile["box"])] = self._call("latents", dict(
+          tile["inputs"], window=image[tile["windows"]["analysis"]],
+          rate=np.float32(rate)), dict(y=_shape(tile["box"], latent[-1])))[
+              "y"][0]
+    z = np.zeros(z_shape, np.float32)
+    for tile in tiles:
+      z[(0, *tile["z_box"])] = self._call("hyper_latents", dict(
+          tile["inputs"], window=y[(0, *tile["windows"]["hyper_analysis"])][
+              None]), dict(z=_shape(tile["z_box"], z_channels)))["z"][0]
     if refine_steps:
-      out = self._call("analyze_refined", dict(
-          image=image, quantizer=np.int32(q), rate=np.float32(rate),
-          delta_index=np.int32(delta_index),
-          refine_steps=np.int32(refine_steps)), dict(y=latent, z=z_shape))
-      y, z = out["y"], out["z"]
-    else:
-      y = np.zeros(latent, np.float32)
-      for tile in tiles:
-        y[(0, *tile["box"])] = self._call("latents", dict(
-            tile["inputs"], window=image[tile["windows"]["analysis"]],
-            rate=np.float32(rate)), dict(y=_shape(tile["box"], latent[-1])))[
-                "y"][0]
-      z = np.zeros(z_shape, np.float32)
-      for tile in tiles:
-        z[(0, *tile["z_box"])] = self._call("hyper_latents", dict(
-            tile["inputs"], window=y[(0, *tile["windows"]["hyper_analysis"])][
-                None]), dict(z=_shape(tile["z_box"], z_channels)))["z"][0]
+      self._refine(image, y, z, tiles, q, rate, delta_index, refine_steps)
     z_hat = (tf.round(z - self.coder.z_offset) + self.coder.z_offset).numpy()
     banks = (0, self.num_scales) if q == 0 else (self.num_scales,
                                                  self.num_tables)
@@ -307,6 +302,19 @@ class Client:
         tf.constant(rate, tf.float32), tf.constant(height, tf.int32),
         tf.constant(width, tf.int32))
     return stream.numpy()
+
+  def _refine(self, image, y, z, tiles, quantizer, rate, delta_index, steps):
+    """Replaces each tile's y and z (in place) by the server's refined ones."""
+    for tile in tiles:
+      boxes = ((0, *tile["box"]), (0, *tile["z_box"]))
+      out = self._call("refine", dict(
+          tile["inputs"], window=image[tile["pixels"]], y=y[boxes[0]][None],
+          z=z[boxes[1]][None], quantizer=np.int32(quantizer),
+          rate=np.float32(rate), delta_index=np.int32(delta_index),
+          refine_steps=np.int32(steps)), dict(
+              y=_shape(tile["box"], y.shape[-1]),
+              z=_shape(tile["z_box"], z.shape[-1])))
+      y[boxes[0]], z[boxes[1]] = out["y"][0], out["z"][0]
 
   def decompress(self, stream, max_pixels=container.MAX_PIXELS):
     """Container bytes -> uint8 image [H, W, 3]; images above `max_pixels`

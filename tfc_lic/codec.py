@@ -8,8 +8,9 @@ The codec has two halves, so that a deployment can split them:
   `EntropyCoder`   entropy coding of z and the indexes (index_coder:
                    rANS in core TF ops, compiled with XLA), pass by pass
                    (see coding_passes), and the container.
-Both work tile by tile (see tiling), so memory holds one tile's
-activations. `ImageCodec` joins them: `compress` takes a uint8 image and
+Both work tile by tile (see tiling), a row of tiles at a time, so that
+memory holds the image, three rows of latents and a part of a tile's
+activations, whatever the image's size. `ImageCodec` joins them: `compress` takes a uint8 image and
 returns the container bytes, `decompress` inverts it. Both are tf.functions
 with input signatures (graph code end to end) so that they export
 unchanged. `encode` and `decode` return the whole image's intermediate
@@ -134,8 +135,9 @@ def switch_quantizer(quantizer, fn):
 class Transforms(tf.Module):
   """The model half of the codec; core TensorFlow ops only.
 
-  Every transform runs a tile at a time (see tiling), on the tile and the
-  halo its receptive field needs, so that results equal the whole image's.
+  Every transform runs a tile (or a part of one) at a time (see tiling), on
+  it and the halo its receptive field needs, so that results equal the
+  whole image's.
   """
 
   def __init__(self, model, side_model, codecs, refine_lambda_scales,
@@ -160,15 +162,27 @@ class Transforms(tf.Module):
                   for name, radius in model.receptive_radii().items()}
     if max(self.halos["hyper_analysis"], self.halos["synthesis"]) > tiling.TILE:
       raise ValueError(f"halos {self.halos} exceed a tile of {tiling.TILE} "
-                       "latents (windows are cut from the 3 x 3 tiles around)")
+                       "latents (windows are cut from the rows of tiles around)")
 
   def tile_latents(self, window, grid, index, rate):
     """y [1, h, w, M] of a tile from its pixels' window [1, H, W, 3] (see
-    tiling.windows)."""
-    low, _ = grid.pixel_window(index, self.halos["analysis"])
-    start, size = grid.box(index)
-    y = self.model.latents(tf.cast(window, tf.float32), rate)
-    return tiling.crop(y, start - low // tiling.STRIDE, size)
+    tiling.windows), in parts (tiling.PART)."""
+    halo = self.halos["analysis"]
+    low, _ = grid.pixel_window(index, halo)
+    start, size = grid.pixel_box(index)
+    parts = tiling.Grid(*tf.unstack(size), tile=tiling.PART)
+    extent = tf.stack([grid.height, grid.width])
+
+    def part(i):
+      part_start, part_size = parts.pixel_box(i)
+      part_low, length = tiling.window(start + part_start, part_size, halo,
+                                       extent)
+      y = self.model.latents(tf.cast(tiling.crop(
+          window, part_low - low, length), tf.float32), rate)
+      return tiling.crop(y, (start + part_start - part_low) // tiling.STRIDE,
+                         parts.box(i)[1])[0]
+
+    return tiling.assemble(part, parts, tf.float32)[None]
 
   def tile_hyper_latents(self, window, grid, index):
     """z [1, h, w, C] of a tile from its latents' window."""
@@ -177,32 +191,56 @@ class Transforms(tf.Module):
     z = self.model.hyper_latents(window)
     return tiling.crop(z, start - low // tiling.Z_STRIDE, size)
 
-  def latents(self, image, rate, refine=None):
-    """uint8 image [H, W, 3] -> its tile grid, y (a TensorArray of padded
-    tiles) and z [1, h, w, C].
+  def latent_strip(self, image, grid, row, rate):
+    """y of tile row `row` [TILE, w, M] (see tiling.padded_strips)."""
+    return tiling.padded_strips(lambda i: [self.tile_latents(tiling.crop(
+        image[None], *grid.pixel_window(i, self.halos["analysis"])), grid, i,
+                                                             rate)[0]],
+                                grid, row, tiling.TILE, grid.latent_shape[1],
+                                [self.model.latent_channels], [tf.float32])[0]
 
-    `refine` (quantizer, delta_index, steps): y and z refined for that
-    quantizer's synthesis (see refinement; whole images up to its
-    MAX_PIXELS).
-    """
-    grid = tiling.Grid(tf.shape(image)[0], tf.shape(image)[1])
-    if refine is not None:
-      x = tf.cast(image, tf.float32)[None]
-      y, z = self.model.analyze(x, rate)
-      quantizer, delta_index, steps = refine
-      y, z = switch_quantizer(quantizer, lambda i: refinement.refine(
-          self.model, self.side_model.quantize, self.latent_codecs[i], x, y,
-          z, rate, delta_index, steps,
-          self.model.synthesis_for(QUANTIZERS[i]),
-          self.refine_lambda_scales[i], self.refine_learning_rates[i]))
-      return grid, tiling.split(y, grid), z
-    (y_tiles,) = tiling.map_tiles(lambda i: [tiling.pad(self.tile_latents(
-        tiling.crop(image[None], *grid.pixel_window(i, self.halos["analysis"])),
-        grid, i, rate))], grid.count, [tf.float32])
-    z = tiling.assemble(lambda i: self.tile_hyper_latents(
-        tiling.latent_window(y_tiles, grid, i, self.halos["hyper_analysis"]),
-        grid, i)[0], grid, tf.float32)[None]
-    return grid, y_tiles, z
+  def hyper_latent_strip(self, y_strips, grid, row):
+    """z of tile row `row` [TILE / Z_STRIDE, w, C] from the y strips of rows
+    row - 1 to row + 1."""
+    return tiling.padded_strips(lambda i: [self.tile_hyper_latents(
+        tiling.block_window(y_strips, row - 1, *grid.latent_window(
+            i, self.halos["hyper_analysis"])), grid, i)[0]],
+                                grid, row, tiling.Z_TILE, grid.z_shape[1],
+                                [self.model.hyper_filters], [tf.float32])[0]
+
+  def refine_strip(self, image, y_strip, z_strip, grid, row, rate, quantizer,
+                   delta_index, steps):
+    """The y and z strips of tile row `row` refined tile by tile (see
+    refine_tile)."""
+
+    def tile(i):
+      y, z = self.refine_tile(
+          tiling.crop(image[None], *grid.pixel_box(i)),
+          tiling.block_window([y_strip], row, *grid.box(i)),
+          tiling.block_window([z_strip], row, *grid.z_box(i)), rate,
+          quantizer, delta_index, steps)
+      return [y[0], z[0]]
+
+    def refine():
+      refined = tiling.row_strips(tile, grid, row, [tf.float32, tf.float32])
+      return [tf.pad(r, [[0, tf.shape(t)[0] - tf.shape(r)[0]], [0, 0],
+                         [0, 0]]) for r, t in zip(refined, (y_strip, z_strip))]
+
+    refined = tf.cond((row >= 0) & (row < grid.shape[0]), refine,
+                      lambda: [y_strip, z_strip])
+    for r, t in zip(refined, (y_strip, z_strip)):
+      r.set_shape(t.shape)
+    return refined
+
+  def refine_tile(self, pixels, y, z, rate, quantizer, delta_index, steps):
+    """A tile's (y, z) refined (see refinement) for `quantizer`'s synthesis,
+    on the tile's own pixels [1, H, W, 3] as if it were the image: memory
+    stays one tile's at any image size."""
+    return switch_quantizer(quantizer, lambda i: refinement.refine(
+        self.model, self.side_model.quantize, self.latent_codecs[i],
+        tf.cast(pixels, tf.float32), y, z, rate, delta_index, steps,
+        self.model.synthesis_for(QUANTIZERS[i]),
+        self.refine_lambda_scales[i], self.refine_learning_rates[i]))
 
   def untiled_latents(self, x, rate):
     """Images x [B, H, W, 3] (float) run whole: dict of y, z and the
@@ -252,58 +290,64 @@ class Transforms(tf.Module):
                          for t, v in zip((k, table, y_hat), out))
     return k, table, y_hat
 
-  def quantize_tile(self, latents, index, quantizer, delta_index):
-    """(k, table ids, y_hat) [1, h, w, M] of one tile of `latents`
-    (analyze's)."""
-    grid = latents["grid"]
-    y = tiling.crop(latents["y"].read(index)[None], [0, 0],
-                    grid.box(index)[1])
-    loc, scale_index = self.hyperprior(latents["z_hat"], grid, index)
+  def quantize_tile(self, y_strip, z_hat_strips, grid, index, quantizer,
+                    delta_index):
+    """(k, table ids, y_hat) [1, h, w, M] of tile `index`, from its row's y
+    strip and the decoded z strips of the rows around."""
+    row = grid.position(index)[0]
+    y = tiling.block_window([y_strip], row, *grid.box(index))
+    loc, scale_index = self.tile_parameters(tiling.block_window(
+        z_hat_strips, row - 1, *grid.z_window(
+            index, self.halos["hyper_synthesis"])), grid, index)
     return self.quantize(y, loc, scale_index, quantizer, delta_index)
 
-  def analyze(self, image, quantizer, rate, delta_index, refine_steps=None):
-    """uint8 image [H, W, 3] -> dict of its tile grid, y (padded tiles), z
-    and z_hat, after checking the arguments; with `refine_steps`, latents
-    refined by that many steps (see refinement)."""
+  def check(self, image, quantizer, rate, delta_index, refine_steps=None):
+    """(image, quantizer, rate, delta_index, refine_steps), each once the
+    image's size and the arguments are checked."""
     shape = tf.shape(image)
     checks = [container.assert_size(
         shape[0], shape[1],
         f"image size outside the codec limit of 1 to {container.MAX_PIXELS} "
         f"pixels, {container.MAX_SIDE} px a side")] + check_arguments(
             quantizer, rate, delta_index, self.model.num_rates)
-    refine = None
     if refine_steps is not None:
-      checks.append(refinement.assert_refinable(shape[0], shape[1],
-                                                refine_steps))
+      checks.append(refinement.assert_steps(refine_steps))
     # Everything downstream waits for the checks (a NaN rate would
     # otherwise fail first, in a gather).
     with tf.control_dependencies(checks):
-      image, quantizer, rate, delta_index = map(
-          tf.identity, (image, quantizer, rate, delta_index))
-    if refine_steps is not None:
-      refine = (quantizer, delta_index, refine_steps)
-    grid, y, z = self.latents(image, rate, refine)
-    return dict(grid=grid, y=y, z=z, z_hat=self.side_model.quantize(z))
+      return tuple(None if t is None else tf.identity(t) for t in (
+          image, quantizer, rate, delta_index, refine_steps))
 
   def synthesize_tile(self, window, grid, index, quantizer, rate):
     """uint8 pixels [h, w, 3] of a tile from its window of decoded latents,
-    with the synthesis finetuned for `quantizer`."""
-    low, _ = grid.latent_window(index, self.halos["synthesis"])
-    start, size = grid.pixel_box(index)
-    x_hat = switch_quantizer(quantizer, lambda i: self.model.synthesize(
-        window, rate, tf.shape(window)[1:3] * tiling.STRIDE,
-        self.model.synthesis_for(QUANTIZERS[i])))
-    x_hat = tiling.crop(x_hat, start - low * tiling.STRIDE, size)[0]
-    return tf.saturate_cast(tf.round(x_hat), tf.uint8)
+    with the synthesis finetuned for `quantizer`; in parts (tiling.PART)."""
+    halo = self.halos["synthesis"]
+    low, _ = grid.latent_window(index, halo)
+    start = grid.box(index)[0]
+    parts = tiling.Grid(*tf.unstack(grid.pixel_box(index)[1]),
+                        tile=tiling.PART)
 
-  def synthesize(self, y_hat_tiles, grid, quantizer, rate):
-    """Decoded latents (padded tiles) -> uint8 image [H, W, 3]."""
-    checks = check_arguments(quantizer, rate, 0, self.model.num_rates)
-    with tf.control_dependencies(checks):
-      quantizer, rate = tf.identity(quantizer), tf.identity(rate)
-    return tiling.assemble(lambda i: self.synthesize_tile(
-        tiling.latent_window(y_hat_tiles, grid, i, self.halos["synthesis"]),
-        grid, i, quantizer, rate), grid, tf.uint8)
+    def part(i):
+      part_start, part_size = parts.box(i)
+      part_low, length = tiling.window(start + part_start, part_size, halo,
+                                       grid.latent_shape)
+      part_window = tiling.crop(window, part_low - low, length)
+      x_hat = switch_quantizer(quantizer, lambda q: self.model.synthesize(
+          part_window, rate, length * tiling.STRIDE,
+          self.model.synthesis_for(QUANTIZERS[q])))
+      x_hat = tiling.crop(x_hat, (start + part_start - part_low) *
+                          tiling.STRIDE, parts.pixel_box(i)[1])[0]
+      return tf.saturate_cast(tf.round(x_hat), tf.uint8)
+
+    return tiling.assemble(part, parts, tf.uint8)
+
+  def synthesize_strip(self, y_hat_strips, grid, row, quantizer, rate):
+    """uint8 pixels [h, W, 3] of tile row `row` from the decoded latent
+    strips of rows row - 1 to row + 1."""
+    return tiling.row_strips(lambda i: [self.synthesize_tile(
+        tiling.block_window(y_hat_strips, row - 1, *grid.latent_window(
+            i, self.halos["synthesis"])), grid, i, quantizer,
+        rate)], grid, row, [tf.uint8])[0]
 
 
 class EntropyCoder(tf.Module):
@@ -473,67 +517,138 @@ class ImageCodec(tf.Module):
     y_hat, k [1, h, w, M] and z of the whole image and the estimated bits
     of y and z (whole-image latents: compress leaves them out).
 
+    A row of tiles at a time, in a pipeline that keeps three rows of
+    latents: at step t, the analysis of row t, the hyper-analysis (and
+    refinement) of row t - 1, the quantization and coding of row t - 2.
     `refine_steps`: refine the latents first (see refinement)."""
-    quantizer = tf.convert_to_tensor(quantizer, tf.int32)
-    delta_index = tf.convert_to_tensor(delta_index, tf.int32)
-    rate = container_rate(rate)
-    latents = self.transforms.analyze(image, quantizer, rate, delta_index,
-                                      refine_steps)
-    grid = latents["grid"]
+    transforms = self.transforms
+    image, quantizer, rate, delta_index, refine_steps = transforms.check(
+        image, tf.convert_to_tensor(quantizer, tf.int32),
+        container_rate(rate), tf.convert_to_tensor(delta_index, tf.int32),
+        refine_steps)
+    grid = tiling.Grid(tf.shape(image)[0], tf.shape(image)[1])
+    latent_shape, z_shape = grid.latent_shape, grid.z_shape
+    columns = grid.shape[1]
 
-    def tile(index):
-      k, table, y_hat = self.transforms.quantize_tile(latents, index,
-                                                      quantizer, delta_index)
-      out = [self.coder.encode_tile(k, table, quantizer)]
-      if diagnostics:
-        bits = tf.reduce_sum(self.tables.bits(table, k))
-        out += [tiling.pad(k), tiling.pad(y_hat), bits]
-      return out
+    def code_row(y_strip, z_hat_strips, row):
+      """The strings of tile row `row` (none outside the grid), with
+      `diagnostics` its k and y_hat and their estimated bits."""
+
+      def tile(c):
+        k, table, y_hat = transforms.quantize_tile(
+            y_strip, z_hat_strips, grid, row * columns + c, quantizer,
+            delta_index)
+        out = [self.coder.encode_tile(k, table, quantizer)]
+        if diagnostics:
+          out += [tf.transpose(t[0], [1, 0, 2]) for t in (k, y_hat)] + [
+              tf.reduce_sum(self.tables.bits(table, k))]
+        return out
+
+      def code():
+        out = tiling.map_tiles(tile, columns, dtypes)
+        return [out[0].stack()] + [tf.transpose(t.concat(), [1, 0, 2])
+                                   for t in out[1:3]] + [
+                                       tf.reduce_sum(t.stack())
+                                       for t in out[3:]]
+
+      empty = [tf.zeros([0], tf.string)] + diagnostics * [
+          tf.zeros(tf.stack([0, latent_shape[1], y_strip.shape[-1]]), d)
+          for d in (tf.int32, tf.float32)] + diagnostics * [tf.zeros([])]
+      return tf.cond((row >= 0) & (row < grid.shape[0]), code, lambda: empty)
 
     dtypes = [tf.string] + diagnostics * [tf.int32, tf.float32, tf.float32]
-    tiles = tiling.map_tiles(tile, grid.count, dtypes)
+
+    def body(t, y_rows, refined, z_rows, arrays):
+      y_new = transforms.latent_strip(image, grid, t, rate)
+      z_new = transforms.hyper_latent_strip(y_rows + [y_new], grid, t - 1)
+      refined_new = y_rows[1]
+      if refine_steps is not None:
+        refined_new, z_new = transforms.refine_strip(
+            image, y_rows[1], z_new, grid, t - 1, rate, quantizer,
+            delta_index, refine_steps)
+      coded = code_row(refined, [transforms.side_model.quantize(z)
+                                 for z in z_rows + [z_new]], t - 2)
+      values = [tiling.unpad(z_new, grid, t - 1, z_shape[0])] + coded + (
+          diagnostics * [tiling.unpad(refined_new, grid, t - 1,
+                                      latent_shape[0])])
+      arrays = [a.write(t, v) for a, v in zip(arrays, values)]
+      return (t + 1, [y_rows[1], y_new], refined_new, [z_rows[1], z_new],
+              arrays)
+
+    y_zeros = tf.zeros(tf.stack([tiling.TILE, latent_shape[1],
+                                 self.model.latent_channels]))
+    z_zeros = tf.zeros(tf.stack([tiling.Z_TILE, z_shape[1],
+                                 self.model.hyper_filters]))
+    steps = grid.shape[0] + 2
+    arrays = [tf.TensorArray(d, size=steps, infer_shape=False)
+              for d in [tf.float32] + dtypes + diagnostics * [tf.float32]]
+    *_, arrays = tf.while_loop(
+        lambda t, *_: t < steps, body,
+        (0, [y_zeros, y_zeros], y_zeros, [z_zeros, z_zeros], arrays),
+        parallel_iterations=1)
+    z = arrays[0].concat()[None]
     packed = self.coder.pack(
-        self.coder.encode_side(latents["z"]), tiles[0].stack(), quantizer,
+        self.coder.encode_side(z), arrays[1].concat(), quantizer,
         delta_index, rate, grid.height, grid.width)
     if not diagnostics:
       return dict(container=packed)
-    _, z_bits = self.model.side_entropy_model()(latents["z"], training=False)
-    k, y_hat, y = (tiling.join(t, grid) for t in (tiles[1], tiles[2],
-                                                  latents["y"]))
-    return dict(container=packed, k=k, y_hat=y_hat, y=y, z=latents["z"],
-                y_bits=tf.reduce_sum(tiles[3].stack()), z_bits=z_bits[0])
-
-  def decode_latents(self, fields, z_hat, with_indexes=False):
-    """The decoded latents of every tile: TensorArrays of padded tiles of
-    y_hat (and of the indexes k `with_indexes`)."""
-    grid = tiling.Grid(fields["height"], fields["width"])
-
-    def tile(index):
-      loc, scale_index = self.transforms.hyperprior(z_hat, grid, index)
-      k, y_hat = self.coder.decode_tile(
-          fields["y_strings"][index], fields["quantizer"],
-          fields["delta_index"], loc, scale_index,
-          self.transforms.pass_parameters)
-      return [tiling.pad(t) for t in [y_hat, k][:1 + with_indexes]]
-
-    return tiling.map_tiles(tile, grid.count,
-                            [tf.float32, tf.int32][:1 + with_indexes])
+    _, z_bits = self.model.side_entropy_model()(z, training=False)
+    k, y_hat, y = (a.concat()[None] for a in (arrays[2], arrays[3],
+                                              arrays[5]))
+    return dict(container=packed, k=k, y_hat=y_hat, y=y, z=z,
+                y_bits=tf.reduce_sum(arrays[4].stack()), z_bits=z_bits[0])
 
   def decode(self, stream, max_pixels=container.MAX_PIXELS,
              diagnostics=True):
     """Returns a dict: image (uint8) and the container fields, with
     `diagnostics` also y_hat and k [1, h, w, M] of the whole image
     (decompress leaves them out); images above `max_pixels` are refused
-    before decoding."""
+    before decoding.
+
+    A row of tiles at a time, keeping three rows of decoded latents: at
+    step t, the entropy decoding of row t and the synthesis of row t - 1,
+    written into the image in place."""
     fields, z_hat = self.coder.decode_side(stream, max_pixels)
     grid = tiling.Grid(fields["height"], fields["width"])
-    tiles = self.decode_latents(fields, z_hat, with_indexes=diagnostics)
-    image = self.transforms.synthesize(tiles[0], grid, fields["quantizer"],
-                                       fields["rate"])
+    transforms = self.transforms
+    channels = self.model.latent_channels
+    dtypes = [tf.float32, tf.int32][:1 + diagnostics]
+
+    def decode_tile(index):
+      loc, scale_index = transforms.hyperprior(z_hat, grid, index)
+      k, y_hat = self.coder.decode_tile(
+          fields["y_strings"][index], fields["quantizer"],
+          fields["delta_index"], loc, scale_index,
+          transforms.pass_parameters)
+      return [y_hat[0], k[0]][:1 + diagnostics]
+
+    def body(t, y_rows, image, arrays):
+      strips = tiling.padded_strips(
+          decode_tile, grid, t, tiling.TILE, grid.latent_shape[1],
+          [channels] * len(dtypes), dtypes)
+      row = t - 1
+      image = tf.cond(row >= 0, lambda: tiling.write_rows(
+          image, row * tiling.TILE * tiling.STRIDE,
+          transforms.synthesize_strip(
+              y_rows + strips[:1], grid, row,
+              fields["quantizer"], fields["rate"])), lambda: image)
+      arrays = [a.write(t, tiling.unpad(s, grid, t, grid.latent_shape[0]))
+                for a, s in zip(arrays, strips)]
+      return t + 1, [y_rows[1], strips[0]], image, arrays
+
+    y_zeros = tf.zeros(tf.stack([tiling.TILE, grid.latent_shape[1],
+                                 channels]))
+    image = tf.raw_ops.Empty(shape=tf.stack([grid.height, grid.width, 3]),
+                             dtype=tf.uint8, init=True)
+    steps = grid.shape[0] + 1
+    arrays = [tf.TensorArray(d, size=steps, infer_shape=False)
+              for d in dtypes] if diagnostics else []
+    _, _, image, arrays = tf.while_loop(
+        lambda t, *_: t < steps, body, (0, [y_zeros, y_zeros], image, arrays),
+        parallel_iterations=1)
     out = dict(fields, image=image)
     if diagnostics:
-      out.update(y_hat=tiling.join(tiles[0], grid),
-                 k=tiling.join(tiles[1], grid))
+      out.update(y_hat=arrays[0].concat()[None], k=arrays[1].concat()[None])
     return out
 
   @tf.function(input_signature=ENCODE_SIGNATURE)
@@ -553,7 +668,8 @@ class ImageCodec(tf.Module):
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="stream")])
   def decompress(self, stream):
     """Container bytes -> uint8 image [H, W, 3]."""
-    return self.decode(stream, diagnostics=False)["image"]
+    # A call of the other function, so that a SavedModel holds one decoder.
+    return self.decompress_with_options(stream, container.MAX_PIXELS)
 
   @tf.function(input_signature=DECODE_SIGNATURE)
   def decompress_with_options(self, stream, max_pixels):

@@ -13,7 +13,7 @@ with XLA, so any TF from 2.14 on loads it (TF Serving with
 --xla_cpu_compilation_enabled=true). Beside it, <base>/<name>-core/<version>/
 holds the transforms without the coder and without XLA, for a server that
 does not compile (tile by tile: latents, hyper_latents, quantize,
-hyper_decode, synthesize; analyze_refined, describe; tfc_lic.client does
+hyper_decode, synthesize; refine, describe; tfc_lic.client does
 the tiling and the entropy coding). `export_model` exports a trained
 model with its weights stored as float16: half the size, same outputs.
 """
@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tfc_lic import codec as codec_lib
 from tfc_lic import container
+from tfc_lic import refinement
 from tfc_lic import settings
 from tfc_lic import tiling
 from tfc_lic import training
@@ -180,15 +181,38 @@ class TransformsModule(tf.Module):
                                            delta_index)
     return {"k": k, "table": table}
 
-  @tf.function(input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
-  def analyze_refined(self, image, quantizer, rate, delta_index, refine_steps):
-    """y and z of a whole image (up to refinement.MAX_PIXELS), refined (see
-    tfc_lic.refinement); the client quantizes them tile by tile."""
-    latents = self.transforms.analyze(image, quantizer,
-                                      codec_lib.container_rate(rate),
-                                      delta_index, refine_steps)
-    return {"y": tiling.join(latents["y"], latents["grid"]),
-            "z": latents["z"]}
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="window"),
+      tf.TensorSpec([1, None, None, None], tf.float32, name="y"),
+      tf.TensorSpec([1, None, None, None], tf.float32, name="z"),
+      tf.TensorSpec([], tf.int32, name="quantizer"),
+      tf.TensorSpec([], tf.float32, name="rate"),
+      tf.TensorSpec([], tf.int32, name="delta_index"),
+      tf.TensorSpec([], tf.int32, name="refine_steps")] + TILE_SIGNATURE)
+  def refine(self, window, y, z, quantizer, rate, delta_index, refine_steps,
+             height, width, tile):
+    """A tile's y and z refined (see tfc_lic.refinement) on its pixels (the
+    tile itself, no halo)."""
+    checks = [container.assert_size(height, width, "image size outside the "
+                                    "codec limit")]
+    with tf.control_dependencies(checks):
+      grid = tiling.Grid(height, width)
+      inside = (tile >= 0) & (tile < grid.count)
+      tile = tf.where(inside, tile, 0)
+      fits = [tf.reduce_all(tf.shape(t)[-3:-1] == size) for t, size in (
+          (window, grid.pixel_box(tile)[1]), (y, grid.box(tile)[1]),
+          (z, grid.z_box(tile)[1]))]
+      checks += codec_lib.check_arguments(
+          quantizer, rate, delta_index, self.transforms.model.num_rates) + [
+              tf.debugging.Assert(inside & tf.reduce_all(fits), [
+                  "window, y and z must be a tile's pixels, latents and "
+                  "hyper-latents"]),
+              refinement.assert_steps(refine_steps)]
+    with tf.control_dependencies(checks):
+      y, z = self.transforms.refine_tile(
+          window[None], y, z, codec_lib.container_rate(rate), quantizer,
+          delta_index, refine_steps)
+    return {"y": y, "z": z}
 
   @tf.function(input_signature=[
       tf.TensorSpec([1, None, None, None], tf.float32, name="window")]
@@ -316,7 +340,7 @@ def export_codec(codec, base_dir, name, version, metadata,
       "latents": core_module.latents,
       "hyper_latents": core_module.hyper_latents,
       "quantize": core_module.quantize,
-      "analyze_refined": core_module.analyze_refined,
+      "refine": core_module.refine,
       "hyper_decode": core_module.hyper_decode,
       "pass_parameters": core_module.pass_parameters,
       "synthesize": core_module.synthesize,

@@ -9,9 +9,10 @@ pixels); the latents of each tile have their own coder string (container),
 so that tiles decode independently once z is known. The grid is part of
 the format: every encoder and decoder computes the same tiles.
 
-Graph code; tiles are held padded to TILE x TILE (zeros beyond the image)
-in TensorArrays, and a transform's window is cut from the 3 x 3 tiles
-around its tile (halos are at most one tile).
+Graph code. The codec runs a row of tiles at a time and keeps three rows
+of latents (strips, zero-padded to TILE rows), from which each
+transform's window is cut (halos are at most one tile): memory holds the
+image, three rows of latents and one tile's activations.
 """
 
 import math
@@ -21,6 +22,11 @@ import tensorflow as tf
 TILE = 64   # latents a side
 STRIDE = 16  # pixels a latent
 Z_STRIDE = 4  # latents a hyper-latent
+Z_TILE = TILE // Z_STRIDE  # hyper-latents a side
+# Latents a side of the parts of a tile that the analysis and the synthesis
+# run on, each with its own halo: their activations at a whole tile's size
+# would be the codec's largest (0.45 and 1.1 GB), at a part's a quarter.
+PART = TILE // 2
 
 
 def halo(radius, unit):
@@ -30,15 +36,18 @@ def halo(radius, unit):
 
 
 class Grid:
-  """The tiles of an image of height x width pixels (int32 tensors)."""
+  """The tiles of an image of height x width pixels (int32 tensors); `tile`:
+  latents a side (the format's TILE; smaller for a transform that runs in
+  parts of a tile)."""
 
-  def __init__(self, height, width):
+  def __init__(self, height, width, tile=TILE):
+    self.tile = tile
     self.height = tf.convert_to_tensor(height, tf.int32)
     self.width = tf.convert_to_tensor(width, tf.int32)
     self.latent_shape = tf.stack([(self.height + STRIDE - 1) // STRIDE,
                                   (self.width + STRIDE - 1) // STRIDE])
     self.z_shape = (self.latent_shape + Z_STRIDE - 1) // Z_STRIDE
-    self.shape = (self.latent_shape + TILE - 1) // TILE  # rows, columns
+    self.shape = (self.latent_shape + tile - 1) // tile  # rows, columns
     self.count = self.shape[0] * self.shape[1]
 
   def position(self, index):
@@ -47,8 +56,8 @@ class Grid:
 
   def box(self, index):
     """(start [2], size [2]) of a tile in latents, cut at the image's edge."""
-    start = self.position(index) * TILE
-    return start, tf.minimum(start + TILE, self.latent_shape) - start
+    start = self.position(index) * self.tile
+    return start, tf.minimum(start + self.tile, self.latent_shape) - start
 
   def z_box(self, index):
     """The tile's (start, size) in hyper-latents."""
@@ -101,12 +110,6 @@ def crop(x, start, size):
                   tf.concat([[1], size, [-1]], 0))
 
 
-def pad(x):
-  """A tile's x [1, h, w, C] zero-padded to [TILE, TILE, C]."""
-  shape = tf.shape(x)
-  return tf.pad(x[0], [[0, TILE - shape[1]], [0, TILE - shape[2]], [0, 0]])
-
-
 def map_tiles(fn, count, dtypes):
   """TensorArrays of fn(index) for index in [0, count), one per dtype. One
   tile at a time: memory is one tile's (two entropy-coding loops at a time
@@ -115,61 +118,75 @@ def map_tiles(fn, count, dtypes):
   def body(index, arrays):
     return index + 1, [a.write(index, v) for a, v in zip(arrays, fn(index))]
 
-  arrays = [tf.TensorArray(d, size=count, infer_shape=False,
-                           clear_after_read=False) for d in dtypes]
+  arrays = [tf.TensorArray(d, size=count, infer_shape=False)
+            for d in dtypes]
   _, arrays = tf.while_loop(lambda index, _: index < count, body,
                             (tf.constant(0), arrays), parallel_iterations=1)
   return arrays
 
 
+def row_strips(fn, grid, row, dtypes):
+  """The tiles fn(index) -> [[h, w, C], ...] (one per dtype) of tile row
+  `row` side by side: [[h, W, C], ...]."""
+  columns = grid.shape[1]
+  # Each tile transposed, so that the row joins on axis 0.
+  tiles = map_tiles(
+      lambda c: [tf.transpose(t, [1, 0, 2]) for t in fn(row * columns + c)],
+      columns, dtypes)
+  return [tf.transpose(t.concat(), [1, 0, 2]) for t in tiles]
+
+
+def padded_strips(fn, grid, row, height, width, channels, dtypes):
+  """row_strips zero-padded to `height` rows, all zeros for a row outside
+  the grid (see block_window); `channels` and `dtypes`: one per output of
+  fn."""
+
+  def compute():
+    return [tf.pad(s, [[0, height - tf.shape(s)[0]], [0, 0], [0, 0]])
+            for s in row_strips(fn, grid, row, dtypes)]
+
+  strips = tf.cond(
+      (row >= 0) & (row < grid.shape[0]), compute,
+      lambda: [tf.zeros(tf.stack([height, width, c]), d)
+               for c, d in zip(channels, dtypes)])
+  for strip, c in zip(strips, channels):
+    strip.set_shape([height, None, c])
+  return strips
+
+
+def unpad(strip, grid, row, extent):
+  """A padded strip of tile row `row` cut to its rows inside [0, extent)
+  (none for a row outside the grid)."""
+  height = strip.shape[0]
+  rows = tf.clip_by_value(extent - row * height, 0, height)
+  return strip[:tf.where((row >= 0) & (row < grid.shape[0]), rows, 0)]
+
+
+def block_window(strips, first_row, start, size):
+  """The window (start, size) of consecutive padded strips, the first of
+  tile row `first_row`: [1, h, w, C]. Only the window is copied (a block
+  of whole strips would be a copy of three rows)."""
+  height = strips[0].shape[0]
+  pieces = []
+  for n, strip in enumerate(strips):
+    top = (first_row + n) * height
+    low, high = (tf.clip_by_value(edge - top, 0, height)
+                 for edge in (start[0], start[0] + size[0]))
+    pieces.append(strip[low:high, start[1]:start[1] + size[1]])
+  return tf.concat(pieces, 0)[None]
+
+
+def write_rows(out, top, rows):
+  """out [H, W, C] with rows [h, W, C] written from row `top`, in place:
+  InplaceUpdate's CPU kernel aliases its input, so an image is assembled
+  without a second copy (no other op may read `out`)."""
+  return tf.raw_ops.InplaceUpdate(
+      x=out, i=top + tf.range(tf.shape(rows)[0]), v=rows)
+
+
 def assemble(fn, grid, dtype):
-  """The tiles fn(index) -> [h, w, C] (a tile's box, in any unit) joined
-  into one [H, W, C], a row of tiles at a time."""
-
-  def row(r):
-    columns = grid.shape[1]
-    # Each tile transposed, so that the row joins on axis 0.
-    (tiles,) = map_tiles(
-        lambda c: [tf.transpose(fn(r * columns + c), [1, 0, 2])], columns,
-        [dtype])
-    return [tf.transpose(tiles.concat(), [1, 0, 2])]
-
-  (rows,) = map_tiles(row, grid.shape[0], [dtype])
+  """The tiles fn(index) -> [h, w, C] of a grid (in any unit) joined into
+  one [H, W, C]."""
+  (rows,) = map_tiles(lambda r: row_strips(lambda i: [fn(i)], grid, r,
+                                           [dtype]), grid.shape[0], [dtype])
   return rows.concat()
-
-
-def join(tiles, grid):
-  """A TensorArray of padded latent tiles as one [1, h, w, C]."""
-  return assemble(lambda i: crop(tiles.read(i)[None], [0, 0],
-                                 grid.box(i)[1])[0], grid, tiles.dtype)[None]
-
-
-def neighbourhood(tiles, grid, index):
-  """The 3 x 3 padded tiles around tile `index` of a TensorArray, zeros
-  beyond the grid: ([1, 3 TILE, 3 TILE, C], its origin [2] in latents)."""
-  position = grid.position(index)
-  rows = []
-  for dr in (-1, 0, 1):
-    row = []
-    for dc in (-1, 0, 1):
-      at = position + [dr, dc]
-      inside = tf.reduce_all((at >= 0) & (at < grid.shape))
-      clamped = tf.clip_by_value(at, 0, grid.shape - 1)
-      value = tiles.read(clamped[0] * grid.shape[1] + clamped[1])
-      row.append(tf.where(inside, value, tf.zeros_like(value)))
-    rows.append(tf.concat(row, 1))
-  return tf.concat(rows, 0)[None], (position - 1) * TILE
-
-
-def latent_window(tiles, grid, index, margin):
-  """The latents of grid.latent_window(index, margin), cut from a
-  TensorArray of padded tiles: [1, h, w, C]."""
-  block, origin = neighbourhood(tiles, grid, index)
-  low, length = grid.latent_window(index, margin)
-  return crop(block, low - origin, length)
-
-
-def split(x, grid):
-  """Latents [1, h, w, C] as a TensorArray of padded tiles."""
-  return map_tiles(lambda i: [pad(crop(x, *grid.box(i)))], grid.count,
-                   [x.dtype])[0]
