@@ -10,8 +10,9 @@ The codec has two halves, so that a deployment can split them:
                    (see coding_passes), and the container.
 Both work tile by tile (see tiling), a row of tiles at a time, so that
 memory holds the image, three rows of latents and a part of a tile's
-activations, whatever the image's size. `ImageCodec` joins them: `compress` takes a uint8 image and
-returns the container bytes, `decompress` inverts it. Both are tf.functions
+activations, whatever the image's size. `ImageCodec` joins them:
+`compress` takes a uint8 image and returns the container bytes,
+`decompress` inverts it. Both are tf.functions
 with input signatures (graph code end to end) so that they export
 unchanged. `encode` and `decode` return the whole image's intermediate
 tensors too (y_hat, estimated bits).
@@ -162,7 +163,7 @@ class Transforms(tf.Module):
                   for name, radius in model.receptive_radii().items()}
     if max(self.halos["hyper_analysis"], self.halos["synthesis"]) > tiling.TILE:
       raise ValueError(f"halos {self.halos} exceed a tile of {tiling.TILE} "
-                       "latents (windows are cut from the rows of tiles around)")
+                       "latents (windows are cut from the rows around)")
 
   def tile_latents(self, window, grid, index, rate):
     """y [1, h, w, M] of a tile from its pixels' window [1, H, W, 3] (see
