@@ -11,8 +11,9 @@ the format: every encoder and decoder computes the same tiles.
 
 Graph code. The codec runs a row of tiles at a time and keeps three rows
 of latents (strips, zero-padded to TILE rows), from which each
-transform's window is cut (halos are at most one tile): memory holds the
-image, three rows of latents and one tile's activations.
+transform's window is cut (halos are at most one tile); the analysis and
+the synthesis run on parts of a tile (PART): memory holds the image, three
+rows of latents and one part's activations.
 """
 
 import math
