@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, TESTDATA, TINY_CONFIG, smooth_image
+from tfc_lic import container
 from tfc_lic import precision
 from tfc_lic import training
 from tfc_lic.benchmarks import harness
@@ -132,6 +133,8 @@ def test_memory_mosaic_is_the_size_asked_and_made_of_the_images():
   from tfc_lic.benchmarks import codec_memory  # pylint: disable=g-import-not-at-top
   height, width = codec_memory.shape(4)
   assert abs(height * width - 4e6) < 4e3 and abs(width / height - 1.5) < 1e-3
+  height, width = codec_memory.panorama(100)
+  assert width == container.MAX_SIDE and abs(height * width - 1e8) < 4e4
   images = [np.full((30, 50, 3), v, np.uint8) for v in (10, 20)]
   out = codec_memory.mosaic(images, 70, 120)
   assert out.shape == (70, 120, 3)

@@ -19,7 +19,7 @@ from tfc_lic import zoo
 NEWEST_TF_PYTHON = os.environ.get(
     "TFC_LIC_NEWEST_TF_PYTHON",
     os.path.join(REPO, ".venv-newest-tf", "bin", "python"))
-IMAGES = ("kodim04.png", "kodim19.png")
+IMAGES = ("kodim19.png",)
 RATES = (0., 5.)
 
 NEWEST = """
@@ -86,6 +86,7 @@ def test_newest_tensorflow_codes_as_this_stack_does(tmp_path):
           assert metrics.psnr(image, decoded) > 24
   # The analysis runs in float32, whose last bits may differ between TF
   # builds; where one rounds a latent the other way, the streams differ
-  # (both decode identically, above). Measured on TF 2.21.0: 1 of 12.
+  # (both decode identically, above). Measured on TF 2.21.0: 1 of 12 with
+  # kodim04 beside kodim19 (dropped for the suite's time).
   print("streams differing:", differing)
   assert len(differing) <= 2, differing

@@ -166,6 +166,7 @@ def test_tfds_validation_takes_each_central_crop_once(tfds_dataset,
           == sorted(c.tobytes() for c in central))
 
 
+@pytest.mark.slow  # 57 s; the folder and tfds readers are tested above
 def test_train_binary_reads_a_prepared_tfds_dataset(tfds_dataset, tmp_path):
   """bin/train.py finds it by name in TFDS_DATA_DIR, without the builder."""
   train_dir = str(tmp_path / "run")

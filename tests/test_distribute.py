@@ -7,6 +7,7 @@ import re
 import socket
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 # Deterministic steps (rounding proxy, one λ), so that trajectories compare.
@@ -30,6 +31,7 @@ def _fingerprint(output):
   return match.group(1)
 
 
+@pytest.mark.slow  # 70 s; the mirrored test below runs the same steps
 def test_two_workers_end_with_identical_weights(start_training, tmp_path):
   train_dir = str(tmp_path / "run")
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}

@@ -123,6 +123,7 @@ def test_bfloat16_stage2_trains_on_the_codecs_float32_latents():
       np.testing.assert_array_equal(example[None].numpy(), expected.numpy())
 
 
+@pytest.mark.slow  # 77 s: a benchmark's check
 def test_synthesis_benchmark_measures_what_the_codec_decodes(run_dirs, runs,
                                                              tmp_path):
   """Each stage-2 synthesis's MSE per rate is that of its reconstruction of

@@ -126,3 +126,40 @@ def test_images_above_the_old_limit_round_trip(encode, decode):
     enc = encode(image, 0, 1., 0)
     dec = decode(enc["container"], container.MAX_PIXELS)
     np.testing.assert_array_equal(enc["y_hat"], dec["y_hat"])
+
+
+def _banded_encode(tiny_model, band_columns):
+  banded = codec_lib.ImageCodec(tiny_model, band_columns=band_columns)
+  return banded, tf.function(banded.encode,
+                             input_signature=codec_lib.ENCODE_SIGNATURE)
+
+
+# 2 x 3 tiles, coded in bands of one tile column: a band with a margin tile
+# on its right, on both sides, on its left.
+BANDED_SHAPE = (1100, 2100)
+
+
+def test_bands_write_the_streams_and_pixels_of_the_whole_width(
+    tiny_model, encode, decode):
+  """Coding in bands of one tile column (each with a tile of margin on
+  either side) writes the stream and decodes the pixels and latents that
+  one band of the whole width does."""
+  banded, banded_encode = _banded_encode(tiny_model, 1)
+  image = smooth_image(*BANDED_SHAPE, seed=3)
+  whole, part = encode(image, 2, 1., 0), banded_encode(image, 2, 1., 0)
+  for key in ("container", "k", "y_hat", "y", "z"):
+    np.testing.assert_array_equal(whole[key], part[key])
+  np.testing.assert_allclose(whole["y_bits"], part["y_bits"], rtol=1e-6)
+  decoded = [decode(whole["container"], container.MAX_PIXELS),
+             banded.decode(whole["container"])]
+  for key in ("image", "k", "y_hat"):
+    np.testing.assert_array_equal(*(d[key] for d in decoded))
+
+
+@pytest.mark.slow  # 150 s: two refining encoders traced
+def test_bands_refine_as_the_whole_width(tiny_model):
+  """The margin tiles' z are refined as their own band refines them."""
+  image = smooth_image(*BANDED_SHAPE, seed=3)
+  refine = lambda c: c.compress_refined(image, 0, 1., 0, 2).numpy()
+  assert refine(codec_lib.ImageCodec(tiny_model, band_columns=1)) == refine(
+      codec_lib.ImageCodec(tiny_model))

@@ -64,6 +64,7 @@ def _weights(train_dir, prefix):
   return np.concatenate([v.numpy().ravel() for v in model.trainable_variables])
 
 
+@pytest.mark.slow  # 77 s; resuming is tested in-process elsewhere here
 def test_sigkill_then_resume_continues(start_training, tmp_path):
   train_dir = str(tmp_path / "run")
   checkpoints = os.path.join(train_dir, "checkpoints")

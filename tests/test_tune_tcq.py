@@ -24,6 +24,7 @@ RUN = os.path.join(REPO, "checkpoints", "mbt2018-mean-vr")
 WINDOW = (37.0, 40.0)
 
 
+@pytest.mark.slow  # 78 s: the tuning tool's end-to-end check
 def test_curves_match_the_codecs_streams(kodim23, tmp_path):
   image = kodim23[:128, :192]
   images = tmp_path / "images"

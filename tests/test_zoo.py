@@ -71,6 +71,7 @@ def test_saved_model_round_trip_without_tfc_lic(name):
   assert len(result.stdout.splitlines()) == 3
 
 
+@pytest.mark.slow  # 58 s; test_serving runs a core model without tfc
 @pytest.mark.parametrize("name", MODELS)
 def test_core_saved_model_runs_without_tfc(name):
   """The -core SavedModel holds core ops only: stock TF Serving can load it."""
@@ -287,6 +288,7 @@ def test_refinement_lowers_the_rd_cost(shipped, kodim23, quantizer):
   assert refined == pytest.approx(expected_refined, rel=0.005)
 
 
+@pytest.mark.slow  # 56 s; test_cli runs the binaries, test_serving refines
 def test_compress_binary_refines_on_request(tmp_path, kodim23):
   """--refine_steps: a stream the plain decoder reads; bad values are a
   one-line error that writes nothing."""

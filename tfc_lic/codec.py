@@ -8,9 +8,9 @@ The codec has two halves, so that a deployment can split them:
   `EntropyCoder`   entropy coding of z and the indexes (index_coder:
                    rANS in core TF ops, compiled with XLA), pass by pass
                    (see coding_passes), and the container.
-Both work tile by tile (see tiling), a row of tiles at a time, so that
-memory holds the image, three rows of latents and a part of a tile's
-activations, whatever the image's size. `ImageCodec` joins them:
+Both work tile by tile (see tiling), a row of a band of tiles at a time,
+so that memory holds the image, three rows of a band's latents and a part
+of a tile's activations, whatever the image's size. `ImageCodec` joins them:
 `compress` takes a uint8 image and returns the container bytes,
 `decompress` inverts it. Both are tf.functions
 with input signatures (graph code end to end) so that they export
@@ -133,6 +133,19 @@ def switch_quantizer(quantizer, fn):
                         [lambda i=i: fn(i) for i in range(len(QUANTIZERS))])
 
 
+class QuantizerSwitch:
+  """The latent codec of a quantizer id given as a tensor (its `quantize`
+  and the `tables` all of them share)."""
+
+  def __init__(self, codecs, quantizer):
+    self.codecs, self.quantizer = codecs, quantizer
+    self.tables = codecs[0].tables
+
+  def quantize(self, *args):
+    return switch_quantizer(self.quantizer,
+                            lambda i: self.codecs[i].quantize(*args))
+
+
 class Transforms(tf.Module):
   """The model half of the codec; core TensorFlow ops only.
 
@@ -161,29 +174,48 @@ class Transforms(tf.Module):
     units = dict(analysis=tiling.STRIDE, hyper_analysis=tiling.Z_STRIDE)
     self.halos = {name: tiling.halo(radius, units.get(name, 1))
                   for name, radius in model.receptive_radii().items()}
-    if max(self.halos["hyper_analysis"], self.halos["synthesis"]) > tiling.TILE:
-      raise ValueError(f"halos {self.halos} exceed a tile of {tiling.TILE} "
-                       "latents (windows are cut from the rows around)")
+    if (self.halos["hyper_analysis"] > tiling.PART
+        or self.halos["synthesis"] > tiling.TILE
+        or self.halos["hyper_synthesis"] > tiling.Z_TILE):
+      raise ValueError(f"halos {self.halos} exceed what the strips hold "
+                       "around a tile (see tiling.Band)")
 
-  def tile_latents(self, window, grid, index, rate):
-    """y [1, h, w, M] of a tile from its pixels' window [1, H, W, 3] (see
-    tiling.windows), in parts (tiling.PART)."""
+  def latents(self, pixels, low, grid, start, size, rate):
+    """(count, fn): the latent box (start, size) of an image in parts
+    (tiling.PART), each computed on its pixels and its halo from `pixels`
+    [H, W, 3] (the image's from pixel `low` on); fn(part) -> [(start in
+    the box, y [h, w, M])] (see tiling.fill)."""
     halo = self.halos["analysis"]
-    low, _ = grid.pixel_window(index, halo)
-    start, size = grid.pixel_box(index)
-    parts = tiling.Grid(*tf.unstack(size), tile=tiling.PART)
     extent = tf.stack([grid.height, grid.width])
+    pixel_start = start * tiling.STRIDE
+    parts = tiling.Grid(*tf.unstack(tf.maximum(tf.minimum(
+        (start + size) * tiling.STRIDE, extent) - pixel_start, 0)),
+                        tile=tiling.PART)
 
     def part(i):
       part_start, part_size = parts.pixel_box(i)
-      part_low, length = tiling.window(start + part_start, part_size, halo,
-                                       extent)
+      part_low, length = tiling.window(pixel_start + part_start, part_size,
+                                       halo, extent)
       y = self.model.latents(tf.cast(tiling.crop(
-          window, part_low - low, length), tf.float32), rate)
-      return tiling.crop(y, (start + part_start - part_low) // tiling.STRIDE,
-                         parts.box(i)[1])[0]
+          pixels[None], part_low - low, length), tf.float32), rate)
+      box_start, box_size = parts.box(i)
+      return [(box_start, tiling.crop(
+          y, (pixel_start + part_start - part_low) // tiling.STRIDE,
+          box_size)[0])]
 
-    return tiling.assemble(part, parts, tf.float32)[None]
+    return parts.count, part
+
+  def tile_latents(self, window, grid, index, rate):
+    """y [1, h, w, M] of a tile from its pixels' window [1, H, W, 3] (see
+    tiling.windows)."""
+    start, size = grid.box(index)
+    count, part = self.latents(
+        window[0], grid.pixel_window(index, self.halos["analysis"])[0], grid,
+        start, size, rate)
+    (y,) = tiling.fill([tiling.zeros(size[0], size[1],
+                                     self.model.latent_channels, tf.float32)],
+                       part, 0, count)
+    return y[None]
 
   def tile_hyper_latents(self, window, grid, index):
     """z [1, h, w, C] of a tile from its latents' window."""
@@ -192,43 +224,53 @@ class Transforms(tf.Module):
     z = self.model.hyper_latents(window)
     return tiling.crop(z, start - low // tiling.Z_STRIDE, size)
 
-  def latent_strip(self, image, grid, row, rate):
-    """y of tile row `row` [TILE, w, M] (see tiling.padded_strips)."""
-    return tiling.padded_strips(lambda i: [self.tile_latents(tiling.crop(
-        image[None], *grid.pixel_window(i, self.halos["analysis"])), grid, i,
-                                                             rate)[0]],
-                                grid, row, tiling.TILE, grid.latent_shape[1],
-                                [self.model.latent_channels], [tf.float32])[0]
+  def latent_strip(self, image, band, row, rate):
+    """y [TILE, w, M] of tile row `row` in `band`'s columns (zeros below the
+    image and outside the grid)."""
+    grid = band.grid
+    rows = tf.clip_by_value(grid.latent_shape[0] - row * tiling.TILE, 0,
+                            tiling.TILE)
+    count, part = self.latents(
+        image, tf.zeros([2], tf.int32), grid,
+        tf.stack([row * tiling.TILE, band.start]),
+        tf.stack([rows, band.width]), rate)
+    (strip,) = tiling.fill([tiling.zeros(tiling.TILE, band.width,
+                                         self.model.latent_channels,
+                                         tf.float32)], part, 0, count)
+    strip.set_shape([tiling.TILE, None, self.model.latent_channels])
+    return strip
 
-  def hyper_latent_strip(self, y_strips, grid, row):
-    """z of tile row `row` [TILE / Z_STRIDE, w, C] from the y strips of rows
-    row - 1 to row + 1."""
-    return tiling.padded_strips(lambda i: [self.tile_hyper_latents(
-        tiling.block_window(y_strips, row - 1, *grid.latent_window(
-            i, self.halos["hyper_analysis"])), grid, i)[0]],
-                                grid, row, tiling.Z_TILE, grid.z_shape[1],
-                                [self.model.hyper_filters], [tf.float32])[0]
+  def hyper_latent_strip(self, y_strips, band, row):
+    """z [Z_TILE, w, C] of the tiles `band` holds in tile row `row`, from
+    the y strips of rows row - 1 to row + 1."""
+    grid = band.grid
+    (strip,) = tiling.fill(
+        [tiling.zeros(tiling.Z_TILE, band.z_width, self.model.hyper_filters,
+                      tf.float32)],
+        lambda i: [(band.z_strip_start(i), self.tile_hyper_latents(
+            tiling.block_window(y_strips, row - 1, band.start,
+                                *grid.latent_window(
+                                    i, self.halos["hyper_analysis"])),
+            grid, i)[0])], *band.held(row))
+    strip.set_shape([tiling.Z_TILE, None, self.model.hyper_filters])
+    return strip
 
-  def refine_strip(self, image, y_strip, z_strip, grid, row, rate, quantizer,
+  def refine_strip(self, image, y_strip, z_strip, band, row, rate, quantizer,
                    delta_index, steps):
-    """The y and z strips of tile row `row` refined tile by tile (see
-    refine_tile)."""
+    """The y and z strips of tile row `row` with the tiles `band` holds
+    refined one by one (see refine_tile)."""
+    grid = band.grid
 
     def tile(i):
       y, z = self.refine_tile(
           tiling.crop(image[None], *grid.pixel_box(i)),
-          tiling.block_window([y_strip], row, *grid.box(i)),
-          tiling.block_window([z_strip], row, *grid.z_box(i)), rate,
-          quantizer, delta_index, steps)
-      return [y[0], z[0]]
+          tiling.block_window([y_strip], row, band.start, *grid.box(i)),
+          tiling.block_window([z_strip], row, band.z_start, *grid.z_box(i)),
+          rate, quantizer, delta_index, steps)
+      return [(band.strip_start(i), y[0]), (band.z_strip_start(i), z[0])]
 
-    def refine():
-      refined = tiling.row_strips(tile, grid, row, [tf.float32, tf.float32])
-      return [tf.pad(r, [[0, tf.shape(t)[0] - tf.shape(r)[0]], [0, 0],
-                         [0, 0]]) for r, t in zip(refined, (y_strip, z_strip))]
-
-    refined = tf.cond((row >= 0) & (row < grid.shape[0]), refine,
-                      lambda: [y_strip, z_strip])
+    refined = tiling.fill([tf.zeros_like(y_strip), tf.zeros_like(z_strip)],
+                          tile, *band.held(row))
     for r, t in zip(refined, (y_strip, z_strip)):
       r.set_shape(t.shape)
     return refined
@@ -236,12 +278,20 @@ class Transforms(tf.Module):
   def refine_tile(self, pixels, y, z, rate, quantizer, delta_index, steps):
     """A tile's (y, z) refined (see refinement) for `quantizer`'s synthesis,
     on the tile's own pixels [1, H, W, 3] as if it were the image: memory
-    stays one tile's at any image size."""
-    return switch_quantizer(quantizer, lambda i: refinement.refine(
-        self.model, self.side_model.quantize, self.latent_codecs[i],
+    stays one tile's at any image size. One refinement loop whose latent
+    codec and synthesis switch on the quantizer inside: a loop for each
+    would triple the largest graph of the SavedModel (its memory)."""
+    pick = lambda values: tf.gather(tf.constant(values, tf.float32),
+                                    quantizer)
+    synthesis = lambda t, training=False: switch_quantizer(
+        quantizer, lambda i: self.model.synthesis_for(QUANTIZERS[i])(
+            t, training=training))
+    return refinement.refine(
+        self.model, self.side_model.quantize,
+        QuantizerSwitch(self.latent_codecs, quantizer),
         tf.cast(pixels, tf.float32), y, z, rate, delta_index, steps,
-        self.model.synthesis_for(QUANTIZERS[i]),
-        self.refine_lambda_scales[i], self.refine_learning_rates[i]))
+        synthesis, pick(self.refine_lambda_scales),
+        pick(self.refine_learning_rates))
 
   def untiled_latents(self, x, rate):
     """Images x [B, H, W, 3] (float) run whole: dict of y, z and the
@@ -291,14 +341,15 @@ class Transforms(tf.Module):
                          for t, v in zip((k, table, y_hat), out))
     return k, table, y_hat
 
-  def quantize_tile(self, y_strip, z_hat_strips, grid, index, quantizer,
+  def quantize_tile(self, y_strip, z_hat_strips, band, index, quantizer,
                     delta_index):
     """(k, table ids, y_hat) [1, h, w, M] of tile `index`, from its row's y
-    strip and the decoded z strips of the rows around."""
+    strip and the decoded z strips of the rows around, in `band`."""
+    grid = band.grid
     row = grid.position(index)[0]
-    y = tiling.block_window([y_strip], row, *grid.box(index))
+    y = tiling.block_window([y_strip], row, band.start, *grid.box(index))
     loc, scale_index = self.tile_parameters(tiling.block_window(
-        z_hat_strips, row - 1, *grid.z_window(
+        z_hat_strips, row - 1, band.z_start, *grid.z_window(
             index, self.halos["hyper_synthesis"])), grid, index)
     return self.quantize(y, loc, scale_index, quantizer, delta_index)
 
@@ -336,19 +387,15 @@ class Transforms(tf.Module):
       x_hat = switch_quantizer(quantizer, lambda q: self.model.synthesize(
           part_window, rate, length * tiling.STRIDE,
           self.model.synthesis_for(QUANTIZERS[q])))
+      pixel_start, pixel_size = parts.pixel_box(i)
       x_hat = tiling.crop(x_hat, (start + part_start - part_low) *
-                          tiling.STRIDE, parts.pixel_box(i)[1])[0]
-      return tf.saturate_cast(tf.round(x_hat), tf.uint8)
+                          tiling.STRIDE, pixel_size)[0]
+      return [(pixel_start, tf.saturate_cast(tf.round(x_hat), tf.uint8))]
 
-    return tiling.assemble(part, parts, tf.uint8)
-
-  def synthesize_strip(self, y_hat_strips, grid, row, quantizer, rate):
-    """uint8 pixels [h, W, 3] of tile row `row` from the decoded latent
-    strips of rows row - 1 to row + 1."""
-    return tiling.row_strips(lambda i: [self.synthesize_tile(
-        tiling.block_window(y_hat_strips, row - 1, *grid.latent_window(
-            i, self.halos["synthesis"])), grid, i, quantizer,
-        rate)], grid, row, [tf.uint8])[0]
+    size = grid.pixel_box(index)[1]
+    (pixels,) = tiling.fill([tiling.zeros(size[0], size[1], 3, tf.uint8)],
+                            part, 0, parts.count)
+    return pixels
 
 
 class EntropyCoder(tf.Module):
@@ -477,11 +524,14 @@ class ImageCodec(tf.Module):
 
   def __init__(self, model, tcq_lambda=settings.TCQ_LAMBDA,
                refine_lambda_scales=None, refine_learning_rates=None,
-               name="image_codec"):
+               band_columns=tiling.BAND, name="image_codec"):
     """`refine_lambda_scales` maps quantizers to the factor c on λ with which
     they refine latents (refinement.refine), `refine_learning_rates` to
-    Adam's first step; the shipped settings for those not named."""
+    Adam's first step; the shipped settings for those not named.
+    `band_columns`: tile columns coded at a time (tiling.Band; memory only,
+    the streams do not depend on it)."""
     super().__init__(name=name)
+    self.band_columns = band_columns
     side_model = model.side_entropy_model(compression=True)
     self.tables = entropy_tables.EntropyTables.build(
         model.num_scales, model.scale_min)
@@ -518,86 +568,104 @@ class ImageCodec(tf.Module):
     y_hat, k [1, h, w, M] and z of the whole image and the estimated bits
     of y and z (whole-image latents: compress leaves them out).
 
-    A row of tiles at a time, in a pipeline that keeps three rows of
-    latents: at step t, the analysis of row t, the hyper-analysis (and
-    refinement) of row t - 1, the quantization and coding of row t - 2.
-    `refine_steps`: refine the latents first (see refinement)."""
+    Band by band (tiling.Band), a row of tiles at a time, in a pipeline
+    that keeps three rows of latents: at step t, the analysis of row t, the
+    hyper-analysis (and refinement) of row t - 1, the quantization and
+    coding of row t - 2. `refine_steps`: refine the latents first (see
+    refinement)."""
     transforms = self.transforms
     image, quantizer, rate, delta_index, refine_steps = transforms.check(
         image, tf.convert_to_tensor(quantizer, tf.int32),
         container_rate(rate), tf.convert_to_tensor(delta_index, tf.int32),
         refine_steps)
     grid = tiling.Grid(tf.shape(image)[0], tf.shape(image)[1])
-    latent_shape, z_shape = grid.latent_shape, grid.z_shape
-    columns = grid.shape[1]
+    channels = self.model.latent_channels
 
-    def code_row(y_strip, z_hat_strips, row):
-      """The strings of tile row `row` (none outside the grid), with
-      `diagnostics` its k and y_hat and their estimated bits."""
+    def code_row(band, y_strip, z_hat_strips, row, strings, outputs, bits):
+      """The strings of the tiles `band` codes in tile row `row` and, with
+      `diagnostics`, their k, y_hat and estimated bits."""
 
-      def tile(c):
+      def body(index, strings, outputs, bits):
         k, table, y_hat = transforms.quantize_tile(
-            y_strip, z_hat_strips, grid, row * columns + c, quantizer,
-            delta_index)
-        out = [self.coder.encode_tile(k, table, quantizer)]
+            y_strip, z_hat_strips, band, index, quantizer, delta_index)
+        strings = strings.write(index, self.coder.encode_tile(k, table,
+                                                              quantizer))
         if diagnostics:
-          out += [tf.transpose(t[0], [1, 0, 2]) for t in (k, y_hat)] + [
-              tf.reduce_sum(self.tables.bits(table, k))]
-        return out
+          start = grid.box(index)[0]
+          outputs = [outputs[0]] + [tiling.write_block(o, start, t[0])
+                                    for o, t in zip(outputs[1:3],
+                                                    (k, y_hat))] + outputs[3:]
+          bits += tf.reduce_sum(self.tables.bits(table, k))
+        return index + 1, strings, outputs, bits
 
-      def code():
-        out = tiling.map_tiles(tile, columns, dtypes)
-        return [out[0].stack()] + [tf.transpose(t.concat(), [1, 0, 2])
-                                   for t in out[1:3]] + [
-                                       tf.reduce_sum(t.stack())
-                                       for t in out[3:]]
+      first, stop = band.coded(row)
+      _, strings, outputs, bits = tf.while_loop(
+          lambda index, *_: index < stop, body,
+          (first, strings, outputs, bits), parallel_iterations=1)
+      return strings, outputs, bits
 
-      empty = [tf.zeros([0], tf.string)] + diagnostics * [
-          tf.zeros(tf.stack([0, latent_shape[1], y_strip.shape[-1]]), d)
-          for d in (tf.int32, tf.float32)] + diagnostics * [tf.zeros([])]
-      return tf.cond((row >= 0) & (row < grid.shape[0]), code, lambda: empty)
+    def band_body(b, strings, outputs, bits):
+      band = tiling.Band(grid, b, self.band_columns)
 
-    dtypes = [tf.string] + diagnostics * [tf.int32, tf.float32, tf.float32]
+      def body(t, y_rows, refined, z_rows, strings, outputs, bits):
+        y_new = transforms.latent_strip(image, band, t, rate)
+        z_new = transforms.hyper_latent_strip(y_rows + [y_new], band, t - 1)
+        refined_new = y_rows[1]
+        if refine_steps is not None:
+          refined_new, z_new = transforms.refine_strip(
+              image, y_rows[1], z_new, band, t - 1, rate, quantizer,
+              delta_index, refine_steps)
+        # z (with diagnostics also y) of the tiles of row t - 1 into the
+        # whole image's.
+        def blocks(i):
+          z_start, z_size = grid.z_box(i)
+          out = [(z_start, tiling.block_window([z_new], t - 1, band.z_start,
+                                               z_start, z_size)[0])]
+          if diagnostics:
+            start, size = grid.box(i)
+            out += [None, None, (start, tiling.block_window(
+                [refined_new], t - 1, band.start, start, size)[0])]
+          return out
 
-    def body(t, y_rows, refined, z_rows, arrays):
-      y_new = transforms.latent_strip(image, grid, t, rate)
-      z_new = transforms.hyper_latent_strip(y_rows + [y_new], grid, t - 1)
-      refined_new = y_rows[1]
-      if refine_steps is not None:
-        refined_new, z_new = transforms.refine_strip(
-            image, y_rows[1], z_new, grid, t - 1, rate, quantizer,
-            delta_index, refine_steps)
-      coded = code_row(refined, [transforms.side_model.quantize(z)
-                                 for z in z_rows + [z_new]], t - 2)
-      values = [tiling.unpad(z_new, grid, t - 1, z_shape[0])] + coded + (
-          diagnostics * [tiling.unpad(refined_new, grid, t - 1,
-                                      latent_shape[0])])
-      arrays = [a.write(t, v) for a, v in zip(arrays, values)]
-      return (t + 1, [y_rows[1], y_new], refined_new, [z_rows[1], z_new],
-              arrays)
+        outputs = tiling.fill(outputs, blocks, *band.coded(t - 1))
+        strings, outputs, bits = code_row(
+            band, refined, [transforms.side_model.quantize(z)
+                            for z in z_rows + [z_new]], t - 2, strings,
+            outputs, bits)
+        return (t + 1, [y_rows[1], y_new], refined_new, [z_rows[1], z_new],
+                strings, outputs, bits)
 
-    y_zeros = tf.zeros(tf.stack([tiling.TILE, latent_shape[1],
-                                 self.model.latent_channels]))
-    z_zeros = tf.zeros(tf.stack([tiling.Z_TILE, z_shape[1],
-                                 self.model.hyper_filters]))
-    steps = grid.shape[0] + 2
-    arrays = [tf.TensorArray(d, size=steps, infer_shape=False)
-              for d in [tf.float32] + dtypes + diagnostics * [tf.float32]]
-    *_, arrays = tf.while_loop(
-        lambda t, *_: t < steps, body,
-        (0, [y_zeros, y_zeros], y_zeros, [z_zeros, z_zeros], arrays),
-        parallel_iterations=1)
-    z = arrays[0].concat()[None]
+      y_zeros = tiling.zeros(tiling.TILE, band.width, channels, tf.float32)
+      z_zeros = tiling.zeros(tiling.Z_TILE, band.z_width,
+                             self.model.hyper_filters, tf.float32)
+      *_, strings, outputs, bits = tf.while_loop(
+          lambda t, *_: t < grid.shape[0] + 2, body,
+          (0, [y_zeros, y_zeros], y_zeros, [z_zeros, z_zeros], strings,
+           outputs, bits), parallel_iterations=1)
+      return b + 1, strings, outputs, bits
+
+    # The whole image's z and, with diagnostics, k, y_hat and y, written
+    # tile by tile.
+    outputs = [tiling.zeros(grid.z_shape[0], grid.z_shape[1],
+                            self.model.hyper_filters, tf.float32)] + [
+                                tiling.zeros(grid.latent_shape[0],
+                                             grid.latent_shape[1], channels, d)
+                                for d in (tf.int32, tf.float32, tf.float32)
+                            ][:3 * diagnostics]
+    _, strings, outputs, bits = tf.while_loop(
+        lambda b, *_: b < grid.bands(self.band_columns), band_body,
+        (0, tf.TensorArray(tf.string, size=grid.count), outputs,
+         tf.zeros([])), parallel_iterations=1)
+    z = outputs[0][None]
     packed = self.coder.pack(
-        self.coder.encode_side(z), arrays[1].concat(), quantizer,
+        self.coder.encode_side(z), strings.stack(), quantizer,
         delta_index, rate, grid.height, grid.width)
     if not diagnostics:
       return dict(container=packed)
     _, z_bits = self.model.side_entropy_model()(z, training=False)
-    k, y_hat, y = (a.concat()[None] for a in (arrays[2], arrays[3],
-                                              arrays[5]))
-    return dict(container=packed, k=k, y_hat=y_hat, y=y, z=z,
-                y_bits=tf.reduce_sum(arrays[4].stack()), z_bits=z_bits[0])
+    k, y_hat, y = (t[None] for t in outputs[1:])
+    return dict(container=packed, k=k, y_hat=y_hat, y=y, z=z, y_bits=bits,
+                z_bits=z_bits[0])
 
   def decode(self, stream, max_pixels=container.MAX_PIXELS,
              diagnostics=True):
@@ -606,50 +674,64 @@ class ImageCodec(tf.Module):
     (decompress leaves them out); images above `max_pixels` are refused
     before decoding.
 
-    A row of tiles at a time, keeping three rows of decoded latents: at
-    step t, the entropy decoding of row t and the synthesis of row t - 1,
-    written into the image in place."""
+    Band by band (tiling.Band), a row of tiles at a time, keeping three
+    rows of decoded latents: at step t, the entropy decoding of row t and
+    the synthesis of row t - 1, written into the image in place."""
     fields, z_hat = self.coder.decode_side(stream, max_pixels)
     grid = tiling.Grid(fields["height"], fields["width"])
     transforms = self.transforms
     channels = self.model.latent_channels
     dtypes = [tf.float32, tf.int32][:1 + diagnostics]
 
-    def decode_tile(index):
-      loc, scale_index = transforms.hyperprior(z_hat, grid, index)
-      k, y_hat = self.coder.decode_tile(
-          fields["y_strings"][index], fields["quantizer"],
-          fields["delta_index"], loc, scale_index,
-          transforms.pass_parameters)
-      return [y_hat[0], k[0]][:1 + diagnostics]
+    def band_body(b, outputs):
+      band = tiling.Band(grid, b, self.band_columns)
 
-    def body(t, y_rows, image, arrays):
-      strips = tiling.padded_strips(
-          decode_tile, grid, t, tiling.TILE, grid.latent_shape[1],
-          [channels] * len(dtypes), dtypes)
-      row = t - 1
-      image = tf.cond(row >= 0, lambda: tiling.write_rows(
-          image, row * tiling.TILE * tiling.STRIDE,
-          transforms.synthesize_strip(
-              y_rows + strips[:1], grid, row,
-              fields["quantizer"], fields["rate"])), lambda: image)
-      arrays = [a.write(t, tiling.unpad(s, grid, t, grid.latent_shape[0]))
-                for a, s in zip(arrays, strips)]
-      return t + 1, [y_rows[1], strips[0]], image, arrays
+      def decode_tile(index):
+        loc, scale_index = transforms.hyperprior(z_hat, grid, index)
+        k, y_hat = self.coder.decode_tile(
+            fields["y_strings"][index], fields["quantizer"],
+            fields["delta_index"], loc, scale_index,
+            transforms.pass_parameters)
+        return [(band.strip_start(index), t[0]) for t in (y_hat, k)][
+            :len(dtypes)]
 
-    y_zeros = tf.zeros(tf.stack([tiling.TILE, grid.latent_shape[1],
-                                 channels]))
-    image = tf.raw_ops.Empty(shape=tf.stack([grid.height, grid.width, 3]),
-                             dtype=tf.uint8, init=True)
-    steps = grid.shape[0] + 1
-    arrays = [tf.TensorArray(d, size=steps, infer_shape=False)
-              for d in dtypes] if diagnostics else []
-    _, _, image, arrays = tf.while_loop(
-        lambda t, *_: t < steps, body, (0, [y_zeros, y_zeros], image, arrays),
-        parallel_iterations=1)
-    out = dict(fields, image=image)
+      def body(t, y_rows, outputs):
+        strips = tiling.fill(
+            [tiling.zeros(tiling.TILE, band.width, channels, d)
+             for d in dtypes], decode_tile, *band.held(t))
+        for strip in strips:
+          strip.set_shape([tiling.TILE, None, channels])
+        row = t - 1
+        (image,) = tiling.fill(outputs[:1], lambda i: [(
+            grid.pixel_box(i)[0], transforms.synthesize_tile(
+                tiling.block_window(
+                    y_rows + strips[:1], row - 1, band.start,
+                    *grid.latent_window(i, transforms.halos["synthesis"])),
+                grid, i, fields["quantizer"], fields["rate"]))],
+                               *band.coded(row))
+        # With diagnostics, the latents of row t into the whole image's.
+        latents = tiling.fill(outputs[1:], lambda i: [
+            (grid.box(i)[0], tiling.block_window(
+                [strip], t, band.start, *grid.box(i))[0])
+            for strip in strips], *band.coded(t)) if diagnostics else []
+        return t + 1, [y_rows[1], strips[0]], [image] + latents
+
+      y_zeros = tiling.zeros(tiling.TILE, band.width, channels, tf.float32)
+      y_zeros.set_shape([tiling.TILE, None, channels])
+      _, _, outputs = tf.while_loop(
+          lambda t, *_: t < grid.shape[0] + 1, body,
+          (0, [y_zeros, y_zeros], outputs), parallel_iterations=1)
+      return b + 1, outputs
+
+    outputs = [tiling.zeros(grid.height, grid.width, 3, tf.uint8)] + [
+        tiling.zeros(grid.latent_shape[0], grid.latent_shape[1], channels, d)
+        for d in dtypes][:2 * diagnostics]
+    _, outputs = tf.while_loop(
+        lambda b, _: b < grid.bands(self.band_columns), band_body,
+        (0, outputs), parallel_iterations=1)
+    out = dict(fields, image=outputs[0])
     if diagnostics:
-      out.update(y_hat=arrays[0].concat()[None], k=arrays[1].concat()[None])
+      out.update(y_hat=outputs[1][None], k=outputs[2][None])
     return out
 
   @tf.function(input_signature=ENCODE_SIGNATURE)

@@ -8,6 +8,10 @@
   round a few pixels differently.
 - TF's C++ info and warning logs off (TF_CPP_MIN_LOG_LEVEL=2): CUDA, TensorRT
   and CPU-feature notices on every run; errors still show.
+- glibc's malloc limited to 2 arenas (as MALLOC_ARENA_MAX=2 would): by
+  default each of TF's threads may get an arena that keeps the memory
+  freed in it (measured: -0.1 GB peak RSS coding a 35-Mpx image; TF
+  Serving links tcmalloc instead).
 - The three "Unable to register cuDNN/cuFFT/cuBLAS factory" errors that TF
   2.14's pip wheel logs on every import, also on CPU-only machines, dropped
   (harmless; tensorflow/tensorflow#62075), so that an error line is a real one.
@@ -17,6 +21,8 @@ variable wins. The library itself never imports this module.
 """
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import re
 import sys
@@ -48,6 +54,21 @@ def dropping_stderr_lines(pattern):
           if not pattern.search(line)))
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(count=2):
+  """mallopt(M_ARENA_MAX, count) unless MALLOC_ARENA_MAX is set; a no-op
+  without glibc."""
+  if "MALLOC_ARENA_MAX" in os.environ:
+    return
+  try:
+    ctypes.CDLL(ctypes.util.find_library("c")).mallopt(M_ARENA_MAX, count)
+  except (OSError, AttributeError, TypeError):
+    pass
+
+
+limit_malloc_arenas()
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 with dropping_stderr_lines(SPURIOUS_TF_ERRORS):

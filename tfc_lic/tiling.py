@@ -9,11 +9,13 @@ pixels); the latents of each tile have their own coder string (container),
 so that tiles decode independently once z is known. The grid is part of
 the format: every encoder and decoder computes the same tiles.
 
-Graph code. The codec runs a row of tiles at a time and keeps three rows
-of latents (strips, zero-padded to TILE rows), from which each
-transform's window is cut (halos are at most one tile); the analysis and
-the synthesis run on parts of a tile (PART): memory holds the image, three
-rows of latents and one part's activations.
+Graph code. The codec runs band by band (Band: BAND tile columns with a
+tile of margin on each side) and in a band a row of tiles at a time,
+keeping three rows of latents (strips, zero-padded to TILE rows), from
+which each transform's window is cut; the analysis and the synthesis run
+on parts of a tile (PART). Results are written tile by tile into their
+buffers in place (fill). Memory holds the image, three rows of a band's
+latents and one part's activations, whatever the image's width or height.
 """
 
 import math
@@ -28,6 +30,9 @@ Z_TILE = TILE // Z_STRIDE  # hyper-latents a side
 # run on, each with its own halo: their activations at a whole tile's size
 # would be the codec's largest (0.45 and 1.1 GB), at a part's a quarter.
 PART = TILE // 2
+# Tile columns coded together (see Band): memory grows with a band's width,
+# not the image's. Not part of the format (streams do not depend on it).
+BAND = 16
 
 
 def halo(radius, unit):
@@ -50,6 +55,10 @@ class Grid:
     self.z_shape = (self.latent_shape + Z_STRIDE - 1) // Z_STRIDE
     self.shape = (self.latent_shape + tile - 1) // tile  # rows, columns
     self.count = self.shape[0] * self.shape[1]
+
+  def bands(self, columns=BAND):
+    """How many bands of `columns` tile columns cover the grid."""
+    return (self.shape[1] + columns - 1) // columns
 
   def position(self, index):
     """(row, column) of a tile."""
@@ -87,6 +96,53 @@ class Grid:
     return window(*self.z_box(index), margin, self.z_shape)
 
 
+class Band:
+  """Tile columns [first, stop) of a grid, coded together, a row of tiles at
+  a time. Its strips also hold the tile on each side (`held`), whose
+  hyper-latents (and, when refining, their refinement) the tiles at the
+  band's edge need, and the latent strips PART latents more, those tiles'
+  hyper-analysis halo; so a band computes what the whole image would."""
+
+  def __init__(self, grid, index, columns=BAND):
+    self.grid = grid
+    self.first = index * columns
+    self.stop = tf.minimum(self.first + columns, grid.shape[1])
+    self.held_first = tf.maximum(self.first - 1, 0)
+    self.held_stop = tf.minimum(self.stop + 1, grid.shape[1])
+    # The strips' columns: latents [start, start + width), hyper-latents
+    # [z_start, z_start + z_width).
+    self.start = tf.maximum(self.held_first * TILE - PART, 0)
+    self.width = tf.minimum(self.held_stop * TILE + PART,
+                            grid.latent_shape[1]) - self.start
+    self.z_start = self.held_first * Z_TILE
+    self.z_width = tf.minimum(self.held_stop * Z_TILE,
+                              grid.z_shape[1]) - self.z_start
+
+  def _tiles(self, row, first, stop):
+    inside = (row >= 0) & (row < self.grid.shape[0])
+    begin = row * self.grid.shape[1] + first
+    return begin, tf.where(inside, begin + stop - first, begin)
+
+  def coded(self, row):
+    """[first, stop) tile indexes the band codes in tile row `row` (none
+    outside the grid)."""
+    return self._tiles(row, self.first, self.stop)
+
+  def held(self, row):
+    """[first, stop) tile indexes the band's strips hold in row `row`."""
+    return self._tiles(row, self.held_first, self.held_stop)
+
+  def strip_start(self, index):
+    """Where tile `index`'s latents start in the band's strips."""
+    return self.grid.box(index)[0] - tf.stack([self.grid.position(index)[0]
+                                               * TILE, self.start])
+
+  def z_strip_start(self, index):
+    """Where tile `index`'s hyper-latents start in the band's z strips."""
+    return self.grid.z_box(index)[0] - tf.stack([
+        self.grid.position(index)[0] * Z_TILE, self.z_start])
+
+
 def windows(grid, index, halos):
   """(start, size) of each window of tile `index` that a transform reads,
   given the model's halos: pixels for the analysis, latents for the
@@ -111,83 +167,50 @@ def crop(x, start, size):
                   tf.concat([[1], size, [-1]], 0))
 
 
-def map_tiles(fn, count, dtypes):
-  """TensorArrays of fn(index) for index in [0, count), one per dtype. One
-  tile at a time: memory is one tile's (two entropy-coding loops at a time
-  were not faster on 2 cores: 16 Mpx decoded in 23 s against 19 s)."""
-
-  def body(index, arrays):
-    return index + 1, [a.write(index, v) for a, v in zip(arrays, fn(index))]
-
-  arrays = [tf.TensorArray(d, size=count, infer_shape=False)
-            for d in dtypes]
-  _, arrays = tf.while_loop(lambda index, _: index < count, body,
-                            (tf.constant(0), arrays), parallel_iterations=1)
-  return arrays
+def zeros(height, width, channels, dtype):
+  """A zero buffer [height, width, channels] for `fill` and `write_block`."""
+  return tf.raw_ops.Empty(shape=tf.stack([height, width, channels]),
+                          dtype=dtype, init=True)
 
 
-def row_strips(fn, grid, row, dtypes):
-  """The tiles fn(index) -> [[h, w, C], ...] (one per dtype) of tile row
-  `row` side by side: [[h, W, C], ...]."""
-  columns = grid.shape[1]
-  # Each tile transposed, so that the row joins on axis 0.
-  tiles = map_tiles(
-      lambda c: [tf.transpose(t, [1, 0, 2]) for t in fn(row * columns + c)],
-      columns, dtypes)
-  return [tf.transpose(t.concat(), [1, 0, 2]) for t in tiles]
+def write_block(out, start, block):
+  """out [H, W, C] with block [h, w, C] written from (row, column) `start`.
+  In place: TensorStridedSliceUpdate reuses its input's buffer when no
+  other op holds it (else it copies), so buffers are filled without copies
+  of the whole."""
+  stop = start + tf.shape(block)[:2]
+  return tf.raw_ops.TensorStridedSliceUpdate(
+      input=out, begin=tf.concat([start, [0]], 0),
+      end=tf.concat([stop, tf.shape(out)[2:]], 0), strides=[1, 1, 1],
+      value=block)
 
 
-def padded_strips(fn, grid, row, height, width, channels, dtypes):
-  """row_strips zero-padded to `height` rows, all zeros for a row outside
-  the grid (see block_window); `channels` and `dtypes`: one per output of
-  fn."""
+def fill(buffers, fn, first, stop):
+  """`buffers` with, for each index in [first, stop), the blocks fn(index)
+  -> [(start [2], block) or None (nothing), ...] (one per buffer) written;
+  one index at a time, so memory is one index's (two entropy-coding loops at a time were
+  not faster on 2 cores: 16 Mpx decoded in 23 s against 19 s)."""
 
-  def compute():
-    return [tf.pad(s, [[0, height - tf.shape(s)[0]], [0, 0], [0, 0]])
-            for s in row_strips(fn, grid, row, dtypes)]
+  def body(index, buffers):
+    return index + 1, [b if w is None else write_block(b, *w)
+                       for b, w in zip(buffers, fn(index))]
 
-  strips = tf.cond(
-      (row >= 0) & (row < grid.shape[0]), compute,
-      lambda: [tf.zeros(tf.stack([height, width, c]), d)
-               for c, d in zip(channels, dtypes)])
-  for strip, c in zip(strips, channels):
-    strip.set_shape([height, None, c])
-  return strips
+  _, buffers = tf.while_loop(lambda index, _: index < stop, body,
+                             (first, list(buffers)), parallel_iterations=1)
+  return buffers
 
 
-def unpad(strip, grid, row, extent):
-  """A padded strip of tile row `row` cut to its rows inside [0, extent)
-  (none for a row outside the grid)."""
-  height = strip.shape[0]
-  rows = tf.clip_by_value(extent - row * height, 0, height)
-  return strip[:tf.where((row >= 0) & (row < grid.shape[0]), rows, 0)]
-
-
-def block_window(strips, first_row, start, size):
-  """The window (start, size) of consecutive padded strips, the first of
-  tile row `first_row`: [1, h, w, C]. Only the window is copied (a block
-  of whole strips would be a copy of three rows)."""
+def block_window(strips, first_row, first_column, start, size):
+  """The window (start, size) of consecutive strips, the first of tile row
+  `first_row`, each holding the columns from `first_column`: [1, h, w, C].
+  Only the window is copied (a block of whole strips would be a copy of
+  three rows)."""
   height = strips[0].shape[0]
+  left = start[1] - first_column
   pieces = []
   for n, strip in enumerate(strips):
     top = (first_row + n) * height
     low, high = (tf.clip_by_value(edge - top, 0, height)
                  for edge in (start[0], start[0] + size[0]))
-    pieces.append(strip[low:high, start[1]:start[1] + size[1]])
+    pieces.append(strip[low:high, left:left + size[1]])
   return tf.concat(pieces, 0)[None]
-
-
-def write_rows(out, top, rows):
-  """out [H, W, C] with rows [h, W, C] written from row `top`, in place:
-  InplaceUpdate's CPU kernel aliases its input, so an image is assembled
-  without a second copy (no other op may read `out`)."""
-  return tf.raw_ops.InplaceUpdate(
-      x=out, i=top + tf.range(tf.shape(rows)[0]), v=rows)
-
-
-def assemble(fn, grid, dtype):
-  """The tiles fn(index) -> [h, w, C] of a grid (in any unit) joined into
-  one [H, W, C]."""
-  (rows,) = map_tiles(lambda r: row_strips(lambda i: [fn(i)], grid, r,
-                                           [dtype]), grid.shape[0], [dtype])
-  return rows.concat()

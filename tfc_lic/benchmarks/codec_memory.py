@@ -1,7 +1,8 @@
 """Peak memory and speed of one encode and one decode per image size, each in
 a fresh process (the peak resident size only grows), with the loaded
-model's. The images are mosaics of a folder's photographs at 3:2, generated
-in the worker (nothing is written but the stream)."""
+model's. The images are mosaics of a folder's photographs at 3:2, and a
+panorama as wide as the format allows, generated in the worker (nothing is
+written but the stream)."""
 
 import math
 import os
@@ -12,6 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tfc_lic import container
 from tfc_lic import evaluation
 from tfc_lic import zoo
 from tfc_lic.benchmarks import harness
@@ -25,6 +27,12 @@ def shape(megapixels):
   """(height, width) of a 3:2 image of about `megapixels`."""
   width = round(math.sqrt(megapixels * 1e6 * 1.5))
   return round(width / 1.5), width
+
+
+def panorama(megapixels):
+  """(height, width) of an image of about `megapixels` MAX_SIDE px wide:
+  the widest rows of tiles the codec meets."""
+  return round(megapixels * 1e6 / container.MAX_SIDE), container.MAX_SIDE
 
 
 def mosaic(images, height, width):
@@ -47,9 +55,9 @@ def mosaic(images, height, width):
   return out
 
 
-def measure(mode, megapixels, stream, model, images):
+def measure(mode, height, width, stream, model, images):
   """The worker: peak RSS (GB) and seconds of encoding a mosaic of
-  `images` (a folder) of `megapixels` into the file `stream` ("encode") or
+  `images` (a folder) of height x width into the file `stream` ("encode") or
   of decoding it ("decode"), and the peak with `model` loaded and warmed up
   on a 64² image. The time is the second of two runs: the first compiles
   the coder's loops for the size (once per size class in a server)."""
@@ -58,7 +66,6 @@ def measure(mode, megapixels, stream, model, images):
   codec.signatures["decompress"](stream=codec.signatures["compress"](
       image=tf.constant(sources[0][:64, :64]))["stream"])
   loaded = _peak_gb()
-  height, width = shape(megapixels)
   if mode == "encode":
     image = tf.constant(mosaic(sources, height, width))
     run = lambda: codec.signatures["compress"](image=image)["stream"]
@@ -81,17 +88,17 @@ def measure(mode, megapixels, stream, model, images):
 
 def run(output_dir, megapixels, model, images):
   """Encodes a mosaic of the folder `images` at each size of `megapixels`
-  and decodes it with `model` (zoo name or path); writes
-  codec_memory.{json,png}."""
+  (3:2) and as a panorama of the largest, and decodes it with `model` (zoo
+  name or path); writes codec_memory.{json,png}."""
   rows = []
   with tempfile.TemporaryDirectory() as scratch:
-    for size in megapixels:
-      height, width = shape(size)
+    for height, width in [shape(size) for size in megapixels] + [
+        panorama(max(megapixels))]:
       row = dict(name=f"{width}x{height}", megapixels=height * width / 1e6)
       for mode in ("encode", "decode"):
         result = harness.run_worker(
-            measure, mode=mode, megapixels=size, model=model, images=images,
-            stream=os.path.join(scratch, "stream"))
+            measure, mode=mode, height=height, width=width, model=model,
+            images=images, stream=os.path.join(scratch, "stream"))
         row[f"{mode}_peak_gb"] = result["peak_gb"]
         row[f"{mode}_seconds"] = result["seconds"]
         row[f"{mode}_megapixels_per_second"] = (

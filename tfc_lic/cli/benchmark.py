@@ -75,7 +75,8 @@ flags.DEFINE_integer("repeats", 3, "Timed repeats per image for --what=codec, "
 flags.DEFINE_integer("upscale", 2, "Upscaling of --images for --what=seams "
                      "(so that they span several tiles).")
 flags.DEFINE_list("megapixels", ["0.4", "1", "4", "16", "48", "100"],
-                  "Image sizes (3:2 mosaics of --images) for --what=memory.")
+                  "Image sizes (3:2 mosaics of --images, and a panorama of "
+                  "the largest) for --what=memory.")
 # training, precision, variable_rate
 flags.DEFINE_string("dataset", None, "Training images (folder or glob).")
 flags.DEFINE_integer("warmup_steps", 3,
