@@ -334,9 +334,8 @@ class Transforms(tf.Module):
         self.model.coding_scheme, shape[1], shape[2]):
       loc_pass, scale_pass = self.pass_parameters(loc, scale_index, y_hat)
       gather = lambda t, indexes=indexes: coding_passes.gather(t, indexes)
-      out = switch_quantizer(quantizer, lambda i: self.latent_codecs[
-          i].quantize(gather(y), gather(loc_pass), gather(scale_pass),
-                      delta_index))
+      out = QuantizerSwitch(self.latent_codecs, quantizer).quantize(
+          gather(y), gather(loc_pass), gather(scale_pass), delta_index)
       k, table, y_hat = (coding_passes.scatter(t, indexes, v)
                          for t, v in zip((k, table, y_hat), out))
     return k, table, y_hat
