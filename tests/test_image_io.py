@@ -168,3 +168,14 @@ def test_stream_reads_are_bounded(tmp_path):
     image_io.read_stream(str(huge))
   (tmp_path / "ok.tlic").write_bytes(b"TLIC")
   assert image_io.read_stream(str(tmp_path / "ok.tlic")) == b"TLIC"
+
+
+def test_to_tensor_holds_its_own_copy():
+  """The tensor of an image keeps its pixels when the caller reuses or frees
+  the array (one copy, where tf.constant keeps two)."""
+  image = smooth_image(24, 40)
+  tensor = image_io.to_tensor(image)
+  assert tensor.dtype == "uint8" and tensor.shape == image.shape
+  expected = image.copy()
+  image[...] = 0
+  np.testing.assert_array_equal(tensor.numpy(), expected)

@@ -49,6 +49,21 @@ def test_round_trip_with_escapes_and_the_estimated_size(tables, coder):
   assert estimate - 1 <= 8 * len(string) <= estimate + rans.STATE_BITS + 16
 
 
+def test_coding_in_parts_writes_and_reads_the_string_of_one_pass(
+    tables, coder, monkeypatch):
+  """Parts (encoded last first, each from the next one's final state) make
+  the string one pass over all indexes makes, escapes across part borders
+  too, and decoding in parts reads it back."""
+  rng = np.random.default_rng(3)
+  rows = rng.integers(0, len(tables.offset.numpy()), 5000).astype(np.int32)
+  k = rng.integers(-40, 41, 5000).astype(np.int32)
+  whole = coder.encode(k, rows).numpy()
+  monkeypatch.setattr(index_coder, "PART", 777)
+  assert coder.encode(k, rows).numpy() == whole
+  _, decoded, _ = _round_trip(coder, k, rows)
+  np.testing.assert_array_equal(decoded, k)
+
+
 def test_trellis_states_pick_the_rows(coder):
   """Rows follow a 4-state trellis per position as the decoder tracks it."""
   transitions = np.array([[0, 2], [2, 0], [1, 3], [3, 1]])

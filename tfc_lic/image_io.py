@@ -183,6 +183,13 @@ def write_atomic(path, data, overwrite=False):
       os.close(directory_fd)
 
 
+def to_tensor(image):
+  """A uint8 array [H, W, 3] as a tensor, holding one copy of its pixels:
+  tf.constant and tf.convert_to_tensor of a NumPy array hold two (TF 2.14;
+  measured 0.56 GB for a 0.28-GB, 100-Mpx image)."""
+  return tf.identity(np.asarray(image, np.uint8))
+
+
 def encode_png(image):
   """uint8 RGB image [H, W, 3] (array or tensor) -> PNG bytes. TF's encoder
   reads the pixels where they are (Pillow would copy them to 4 bytes a

@@ -63,16 +63,29 @@ def no_trellis(steps):
   return tf.zeros([1, 2], tf.int32), tf.zeros([1], tf.int32), steps
 
 
+# Indexes per call of a compiled loop, so that its buffers stay bounded
+# however long the string (encoding takes ~130 bytes an index: the z of a
+# 100-Mpx image, 3.1M indexes, took 0.4 GB at once) and it compiles for one
+# size whatever the image's. Parts are encoded last first, each from the
+# state the next one ended in, so the words are those of a single pass.
+PART = 2**18
+
+
+def _parts(count):
+  """The number of parts of `count` indexes, at least one."""
+  return tf.maximum(1, -(-count // PART))
+
+
 @tf.function(jit_compile=True)
-def _encode_words(starts, freqs, active):
-  return rans.encode(starts[:, None], freqs[:, None], active[:, None])
+def _encode_words(starts, freqs, active, state):
+  return rans.encode(starts[:, None], freqs[:, None], active[:, None], state)
 
 
-def _encode(starts, freqs):
-  """rans.encode of one lane, its inputs padded to a bucket."""
+def _encode(starts, freqs, state):
+  """rans.encode of one lane from `state`, its inputs padded to a bucket."""
   size = bucket(tf.size(starts))
   return _encode_words(_padded(starts, size), _padded(freqs, size),
-                       _padded(tf.ones_like(starts, tf.bool), size))
+                       _padded(tf.ones_like(starts, tf.bool), size), state)
 
 
 @tf.function(jit_compile=True)
@@ -184,9 +197,32 @@ class IndexCoder(tf.Module):
     return cls(cdfs, cdf_offset, sizes, name=name)
 
   def encode(self, k, rows):
-    """A string coding indexes k [N] with table rows [N] (int32)."""
+    """A string coding indexes k [N] with table rows [N] (int32), in parts
+    of PART indexes."""
     k = tf.clip_by_value(tf.reshape(k, [-1]), -MAX_INDEX, MAX_INDEX)
     rows = tf.reshape(rows, [-1])
+    parts = _parts(tf.size(k))
+
+    def body(part, state, words):
+      start = part * PART
+      part_words, state = self._encode_part(
+          k[start:start + PART], rows[start:start + PART], state)
+      return part - 1, state, words.write(part, part_words)
+
+    _, state, words = tf.while_loop(
+        lambda part, *_: part >= 0, body,
+        (parts - 1, tf.constant([rans.STATE_LOW], tf.int64),
+         tf.TensorArray(tf.int64, parts, infer_shape=False,
+                        element_shape=[None])), parallel_iterations=1)
+    words = words.concat()
+    return container.byte_string(tf.concat([
+        tf.bitwise.right_shift(state, tf.range(
+            rans.STATE_BITS - 8, -1, -8, tf.int64)) % 256,
+        tf.reshape(tf.stack([tf.bitwise.right_shift(words, 8),
+                             words % 256], 1), [-1])], 0))
+
+  def _encode_part(self, k, rows, state):
+    """(words, state): rANS of indexes k with table rows, from `state`."""
     size = tf.gather(self.sizes, rows)
     symbol = k - tf.gather(self.offsets, rows)
     inside = (symbol >= 0) & (symbol < size)
@@ -209,13 +245,8 @@ class IndexCoder(tf.Module):
                       tf.bitwise.left_shift(tf.constant(1, tf.int64), shift)],
                      1)
     active = tf.stack([tf.ones_like(inside), ~inside, ~inside & (b > 0)], 1)
-    words, state = _encode(tf.boolean_mask(starts, active),
-                           tf.boolean_mask(freqs, active))
-    return container.byte_string(tf.concat([
-        tf.bitwise.right_shift(state, tf.range(
-            rans.STATE_BITS - 8, -1, -8, tf.int64)) % 256,
-        tf.reshape(tf.stack([tf.bitwise.right_shift(words, 8),
-                             words % 256], 1), [-1])], 0))
+    return _encode(tf.boolean_mask(starts, active),
+                   tf.boolean_mask(freqs, active), state)
 
   def start(self, string):
     """A cursor (words, state, position) at the start of a string."""
@@ -235,22 +266,47 @@ class IndexCoder(tf.Module):
 
     `trellis` (transitions [S, 2], state_rows [S], trellises): the row of
     each index is base_rows + state_rows of its trellis's state (see the
-    module docstring); none: base_rows are the rows."""
+    module docstring); none: base_rows are the rows, decoded in parts of
+    PART indexes, as `encode` codes them."""
     words, state, position = cursor
     base_rows = tf.reshape(base_rows, [-1])
-    steps = tf.size(base_rows)
-    transitions, state_rows, trellises = trellis or no_trellis(steps)
     # Reads past the words' end give zeros, as padding does.
+    padded = _padded(words, bucket(tf.size(words)))
+    if trellis is not None:
+      state, position, k, rows = self._decode(padded, state, position,
+                                              base_rows, trellis)
+      return (words, state, position), k, rows
+    steps = tf.size(base_rows)
+
+    def body(part, state, position, ks, rows):
+      start = part * PART
+      part_rows = base_rows[start:start + PART]
+      state, position, k, r = self._decode(padded, state, position,
+                                           part_rows,
+                                           no_trellis(tf.size(part_rows)))
+      return part + 1, state, position, ks.write(part, k), rows.write(part, r)
+
+    array = lambda: tf.TensorArray(tf.int32, _parts(steps), infer_shape=False,
+                                   element_shape=[None])
+    _, state, position, ks, rows = tf.while_loop(
+        lambda part, *_: part < _parts(steps), body,
+        (0, state, position, array(), array()), parallel_iterations=1)
+    return (words, state, position), ks.concat(), rows.concat()
+
+  def _decode(self, words, state, position, base_rows, trellis):
+    """(state, position, k, rows): base_rows decoded from padded words."""
+    steps = tf.size(base_rows)
+    transitions, state_rows, trellises = trellis
     # Tables as tensors: the loop is one tf.function for every coder, and a
     # trace taking variables would hold on to a deleted coder's.
     state, position, k, rows = _decode_loop(
-        _padded(words, bucket(tf.size(words))), state, position,
+        words, state, position,
         *(tf.convert_to_tensor(v) for v in (self.cdfs, self.offsets,
                                             self.sizes)),
         _padded(base_rows, bucket(steps)), steps,
         transitions, state_rows, trellises,
         tf.zeros([bucket(trellises)], tf.int32))
-    return (words, state, position), k[:steps], rows[:steps]
+    return state, position, k[:steps], rows[:steps]
 
   def finish(self, cursor, *tensors):
     """`tensors`, once the cursor has decoded its string exactly."""

@@ -10,6 +10,7 @@ quantizer.
 
 import tensorflow as tf
 
+from tfc_lic import image_io
 from tfc_lic import latent_codecs
 from tfc_lic import zoo
 
@@ -58,7 +59,7 @@ class LearnedCodec:
     if delta_index is None:
       delta_index = self.default_delta_index
     options = dict(
-        image=tf.constant(image),
+        image=image_io.to_tensor(image),
         quantizer=tf.constant(latent_codecs.QUANTIZER_IDS[self.quantizer]),
         rate=tf.constant(rate, tf.float32),
         delta_index=tf.constant(delta_index, tf.int32))

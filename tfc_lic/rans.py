@@ -26,16 +26,19 @@ _MASK = (1 << PRECISION) - 1
 _WORD_MASK = (1 << WORD_BITS) - 1
 
 
-def encode(starts, freqs, active):
+def encode(starts, freqs, active, states=None):
   """(words, final states) of symbols given as [steps, lanes] tensors.
 
   Each symbol is its cumulative frequency `start` and `freq` (in 2**-16,
   freq >= 1), coded where `active`. words: int64 [n], in the order the
   decoder reads them; states: int64 [lanes], which the decoder starts from.
+  `states`: where to start (default STATE_LOW); the final states of the
+  symbols that follow these, to code a sequence in parts, last part first.
   """
   starts, freqs = (tf.cast(t, tf.int64) for t in (starts, freqs))
   active = tf.cast(active, tf.bool)
-  initial = tf.fill(tf.shape(starts)[1:], tf.constant(STATE_LOW, tf.int64))
+  initial = (tf.fill(tf.shape(starts)[1:], tf.constant(STATE_LOW, tf.int64))
+             if states is None else tf.cast(states, tf.int64))
 
   def step(carry, elems):
     state = carry[0]

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfc_lic import container
 from tfc_lic import evaluation
+from tfc_lic import image_io
 from tfc_lic import zoo
 from tfc_lic.benchmarks import harness
 
@@ -67,7 +68,7 @@ def measure(mode, height, width, stream, model, images):
       image=tf.constant(sources[0][:64, :64]))["stream"])
   loaded = _peak_gb()
   if mode == "encode":
-    image = tf.constant(mosaic(sources, height, width))
+    image = image_io.to_tensor(mosaic(sources, height, width))
     run = lambda: codec.signatures["compress"](image=image)["stream"]
   else:
     with open(stream, "rb") as f:

@@ -63,7 +63,7 @@ def main(argv):
       raise ValueError(
           f"--refine_steps must be in [0, {refinement.MAX_STEPS}]")
     # One copy of the pixels (the tensor), whatever the image's size.
-    image = tf.constant(image_io.read_image(FLAGS.input))
+    image = image_io.to_tensor(image_io.read_image(FLAGS.input))
     codec = zoo.load(FLAGS.model)
     info = codec.info
     quantizer = FLAGS.quantizer or info["default_quantizer"]

@@ -10,6 +10,7 @@ import time
 
 from absl import app
 from absl import flags
+import numpy as np
 import tensorflow as tf
 
 from tfc_lic import cli
@@ -47,10 +48,12 @@ def main(argv):
     start = time.perf_counter()
     image = codec.signatures["decompress_with_options"](
         stream=tf.constant(stream),
-        max_pixels=tf.constant(FLAGS.max_pixels, tf.int64))["image"].numpy()
+        max_pixels=tf.constant(FLAGS.max_pixels, tf.int64))["image"]
     seconds = time.perf_counter() - start
     image_io.write_atomic(output, image_io.encode_png(image),
                           overwrite=FLAGS.overwrite)
+    # A view of the tensor's pixels (.numpy() would copy them).
+    image = np.asarray(image)
     height, width = image.shape[:2]
     print(f"{output}: {width}x{height}, "
           f"{metrics.bpp(len(stream), height, width):.4f} bpp "
