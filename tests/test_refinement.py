@@ -121,7 +121,10 @@ def test_keeps_the_analysis_latents_when_every_step_is_worse(
   np.testing.assert_array_equal(refined_z.numpy(), z.numpy())
 
 
-@pytest.mark.parametrize("quantizer", [2])  # (USQ's: as TCQ-8's, 48 s more)
+# 47 s (USQ's as long again); test_lambda_scale_weighs_the_distortion
+# checks the scale's cost exactly in the default suite.
+@pytest.mark.slow
+@pytest.mark.parametrize("quantizer", [2])
 def test_a_smaller_lambda_scale_refines_to_fewer_bits(
     tiny_model, tiny_codec, encode, image, quantizer):
   """With λ scaled by 0.1, the refined stream is shorter and its distortion
