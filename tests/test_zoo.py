@@ -85,10 +85,11 @@ def test_client_with_core_model_writes_the_full_models_streams(name, kodim23):
   full = _loaded(name)
   client = client_lib.Client(client_lib.saved_model_transport(
       zoo.resolve(os.path.join(ZOO, name + export.CORE_SUFFIX))))
+  image = kodim23[:kodim23.shape[0] // 2]  # (the suite's time)
   for quantizer in ("usq", "tcq8"):
-    stream = client.compress(kodim23, quantizer, rate=1.)
+    stream = client.compress(image, quantizer, rate=1.)
     expected = full.signatures["compress_with_options"](
-        image=tf.constant(kodim23),
+        image=tf.constant(image),
         quantizer=tf.constant(codec_lib.quantizer_id(quantizer)),
         rate=tf.constant(1.), delta_index=tf.constant(
             full.info["delta_indexes"][quantizer]))["stream"].numpy()
