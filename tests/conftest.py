@@ -17,6 +17,20 @@ SHARED = os.environ.get("TFC_LIC_SHARED", os.path.join(REPO, "..", "shared"))
 KODAK = os.path.join(SHARED, "data", "kodak")
 TRAIN = os.path.join(SHARED, "data", "train")
 TESTDATA = os.path.join(REPO, "testdata")
+# The slowest files (~100-300 s each on 2 cores, 2026-12-07), run first:
+# `make test` hands files to its two workers in collection order, and a
+# slow file at the end ran alone while the other worker idled.
+SLOWEST_FILES = ("test_zoo.py", "test_training.py", "test_serving.py",
+                 "test_cross_process.py", "test_benchmark.py",
+                 "test_cross_stack.py", "test_checkerboard.py",
+                 "test_finetune.py")
+
+
+def pytest_collection_modifyitems(items):
+  """SLOWEST_FILES first, in that order; the rest as collected."""
+  rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+  items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)),
+                                       len(rank)))
 
 
 @pytest.fixture(scope="session")
