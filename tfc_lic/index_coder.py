@@ -276,7 +276,7 @@ class IndexCoder(tf.Module):
       state, position, k, rows = self._decode(padded, state, position,
                                               base_rows, trellis)
       return (words, state, position), k, rows
-    steps = tf.size(base_rows)
+    parts = _parts(tf.size(base_rows))
 
     def body(part, state, position, ks, rows):
       start = part * PART
@@ -286,10 +286,10 @@ class IndexCoder(tf.Module):
                                            no_trellis(tf.size(part_rows)))
       return part + 1, state, position, ks.write(part, k), rows.write(part, r)
 
-    array = lambda: tf.TensorArray(tf.int32, _parts(steps), infer_shape=False,
+    array = lambda: tf.TensorArray(tf.int32, parts, infer_shape=False,
                                    element_shape=[None])
     _, state, position, ks, rows = tf.while_loop(
-        lambda part, *_: part < _parts(steps), body,
+        lambda part, *_: part < parts, body,
         (0, state, position, array(), array()), parallel_iterations=1)
     return (words, state, position), ks.concat(), rows.concat()
 
