@@ -4,7 +4,7 @@ import setuptools
 
 setuptools.setup(
     name="tfc-lic",
-    version="0.23.0",
+    version="0.24.0",
     description="Learned image codec (hyperprior, USQ/TCQ, stage-2 "
                 "synthesis finetuning) on tensorflow-compression",
     packages=setuptools.find_packages(include=["tfc_lic", "tfc_lic.*"]),

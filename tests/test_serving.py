@@ -10,12 +10,14 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from tests.conftest import REPO, TINY_CONFIG, smooth_image
 from tfc_lic import client as client_lib
 from tfc_lic import codec as codec_lib
 from tfc_lic import container
 from tfc_lic import export
+from tfc_lic import learned_codec
 from tfc_lic import settings
 from tfc_lic import training
 from tfc_lic import zoo
@@ -160,6 +162,28 @@ def test_client_refined_streams_equal_full_codec_streams(client,
       image, 0, 0.5, delta_index, 4).numpy()
 
 
+def test_only_the_core_model_refines(exported, full_model, client,
+                                     monkeypatch):
+  """The full SavedModel holds no refining encoder (its graph would cost
+  every process that loads the model 0.37 GB): refined coding goes through
+  the core model, also for the evaluation's "+refine<N>" codecs."""
+  assert "compress_refined" not in full_model.signatures
+  graph = saved_model_pb2.SavedModel.FromString(
+      open(os.path.join(exported[0], "saved_model.pb"), "rb").read())
+  functions = [f.signature.name for f in
+               graph.meta_graphs[0].graph_def.library.function]
+  assert functions and not [f for f in functions if "refine" in f]
+  assert zoo.find_core(exported[0]) == os.path.normpath(exported[1])
+  image = smooth_image(24, 40, seed=8)
+  # (The models this module loaded: loading takes seconds.)
+  monkeypatch.setitem(learned_codec._LOADED, exported[0], full_model)  # pylint: disable=protected-access
+  monkeypatch.setitem(learned_codec._CLIENTS, exported[0], client)  # pylint: disable=protected-access
+  refined = learned_codec.LearnedCodec(f"{exported[0]}:tcq8+refine2")
+  stream = refined.encode(image, (1., None))
+  assert stream == client.compress(image, "tcq8", 1., refine_steps=2)
+  assert refined.decode(stream).shape == image.shape
+
+
 def test_client_decodes_full_saved_model_default_stream(full_model, client):
   full = full_model
   image = smooth_image(33, 47, seed=4)
@@ -198,16 +222,15 @@ ARGUMENTS = [
 @pytest.mark.parametrize("argument, value, error", ARGUMENTS)
 def test_signatures_and_client_check_every_argument(full_model, client,
                                                     argument, value, error):
-  """compress_refined (compress_with_options for the others) and the
-  client: a clean error naming the argument, or a stream of the right size
-  at the quality its step gives."""
+  """compress_with_options (except refine_steps: only the core model
+  refines) and the client: a clean error naming the argument, or a stream
+  of the right size at the quality its step gives."""
   loaded = full_model
   arguments = dict(image=smooth_image(24, 40, seed=6), quantizer=0, rate=1.,
                    delta_index=0)
   arguments[argument] = value
-  signature = "compress_refined" if argument == "refine_steps" else (
-      "compress_with_options")
-  call = lambda: loaded.signatures[signature](**{
+  refining = argument == "refine_steps"
+  call = lambda: loaded.signatures["compress_with_options"](**{
       k: tf.constant(v, tf.uint8 if k == "image" else tf.float32
                      if k == "rate" else tf.int32)
       for k, v in arguments.items()})["stream"]
@@ -217,8 +240,9 @@ def test_signatures_and_client_check_every_argument(full_model, client,
       arguments["image"], quantizer, arguments["rate"],
       arguments["delta_index"], arguments.get("refine_steps", 0))
   if error is not None:
-    with pytest.raises(tf.errors.InvalidArgumentError, match=error):
-      call()
+    if not refining:
+      with pytest.raises(tf.errors.InvalidArgumentError, match=error):
+        call()
     if argument != "quantizer":  # The client takes quantizer names.
       # The client checks the image's size itself (it cuts the tiles).
       with pytest.raises(codec_lib.CodecError if argument == "image" else
@@ -226,7 +250,7 @@ def test_signatures_and_client_check_every_argument(full_model, client,
         client_call()
     return
   image = arguments["image"]
-  for stream in (call().numpy(), client_call()):
+  for stream in [client_call()] + ([] if refining else [call().numpy()]):
     decoded = loaded.signatures["decompress"](
         stream=tf.constant(stream))["image"].numpy()
     assert decoded.shape == image.shape

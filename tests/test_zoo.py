@@ -241,14 +241,15 @@ def test_compress_binary_refines_on_request(tmp_path, kodim23):
 
 @pytest.mark.slow  # 140 s on 2 cores; test_serving checks it on the tiny model.
 @pytest.mark.parametrize("name", MODELS)
-def test_saved_model_refines_as_the_library(name, kodim23):
-  """The SavedModel's compress_refined carries the export's refinement
-  settings (λ scales, learning rates): its streams are those of a library
+def test_core_model_refines_as_the_library(name, kodim23):
+  """The core model's refine carries the export's refinement settings (λ
+  scales, learning rates): the client's streams are those of a library
   codec built from its weights and metadata (and differ from those of λ
   unscaled)."""
   model, _, _ = zoo.load_trained(os.path.join(ZOO, name))
-  saved_model = _loaded(name)
-  info = saved_model.info
+  client = client_lib.Client(client_lib.saved_model_transport(
+      zoo.find_core(os.path.join(ZOO, name))))
+  info = client.info
   crop = kodim23[128:384, 256:512]
   # One codec per setting, each traced once for both quantizers.
   codecs = [codec_lib.ImageCodec(
@@ -259,10 +260,7 @@ def test_saved_model_refines_as_the_library(name, kodim23):
   for quantizer in ("usq", "tcq8"):
     options = (codec_lib.quantizer_id(quantizer), 2.,
                info["delta_indexes"][quantizer], 10)
-    stream = saved_model.signatures["compress_refined"](**{
-        key: tf.constant(value) for key, value in zip(
-            ("image", "quantizer", "rate", "delta_index", "refine_steps"),
-            (crop, *options))})["stream"].numpy()
+    stream = client.compress(crop, quantizer, *options[1:])
     same, unscaled = (codec.compress_refined(crop, *options).numpy()
                       for codec in codecs)
     assert stream == same

@@ -518,6 +518,17 @@ class EntropyCoder(tf.Module):
     return self.y_coder.finish(cursor, *tensors)
 
 
+class _Unsaved:
+  """Calls a tf.function that tf.saved_model.save does not see (it saves
+  every tf.function attribute of the objects it saves)."""
+
+  def __init__(self, function):
+    self._function = function
+
+  def __call__(self, *args):
+    return self._function(*args)
+
+
 class ImageCodec(tf.Module):
   """Compresses RGB images with a trained hyperprior model."""
 
@@ -552,6 +563,12 @@ class ImageCodec(tf.Module):
                               encoder_fingerprint(model), model.num_rates,
                               model.coding_scheme)
     self.model_id = self.coder.model_id
+    # Not a tf.function attribute: tf.saved_model.save would trace and store
+    # it, and the refinement's graph costs every process that loads the
+    # full SavedModel 0.37 GB (docs/performance.md#memory). Served models
+    # refine through their core model (tfc_lic.client).
+    self._refining_encoder = _Unsaved(tf.function(
+        self._encode_refined, input_signature=REFINED_ENCODE_SIGNATURE))
 
   @property
   def model(self):
@@ -739,11 +756,15 @@ class ImageCodec(tf.Module):
     return self.encode(image, quantizer, rate, delta_index,
                        diagnostics=False)["container"]
 
-  @tf.function(input_signature=REFINED_ENCODE_SIGNATURE)
   def compress_refined(self, image, quantizer, rate, delta_index,
                        refine_steps):
     """compress, with the latents refined by `refine_steps` gradient steps
     (slower encoding, same decoder; see refinement)."""
+    return self._refining_encoder(image, quantizer, rate, delta_index,
+                                  refine_steps)
+
+  def _encode_refined(self, image, quantizer, rate, delta_index,
+                      refine_steps):
     return self.encode(image, quantizer, rate, delta_index, refine_steps,
                        diagnostics=False)["container"]
 

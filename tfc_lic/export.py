@@ -3,8 +3,6 @@
 `export_codec` writes <base>/<name>/<version>/ with signatures:
   compress(image)                                   -> stream   (defaults)
   compress_with_options(image, quantizer, rate, delta_index) -> stream
-  compress_refined(image, quantizer, rate, delta_index, refine_steps)
-                                                    -> stream   (slow encoder)
   decompress(stream)                                -> image
   decompress_with_options(stream, max_pixels)       -> image (decode budget)
   metadata()                                        -> model id, λs, ...
@@ -14,7 +12,9 @@ with XLA, so any TF from 2.14 on loads it (TF Serving with
 holds the transforms without the coder and without XLA, for a server that
 does not compile (tile by tile: latents, hyper_latents, quantize,
 hyper_decode, synthesize; refine, describe; tfc_lic.client does
-the tiling and the entropy coding). `export_model` exports a trained
+the tiling and the entropy coding). Refined encoding (refine) is only
+there: in the full model its graph would cost every process that loads it
+0.37 GB, refining or not. `export_model` exports a trained
 model with its weights stored as float16: half the size, same outputs.
 """
 
@@ -81,12 +81,6 @@ class CodecModule(tf.Module):
   @tf.function(input_signature=codec_lib.ENCODE_SIGNATURE)
   def compress_with_options(self, image, quantizer, rate, delta_index):
     return {"stream": self.codec.compress(image, quantizer, rate, delta_index)}
-
-  @tf.function(input_signature=codec_lib.REFINED_ENCODE_SIGNATURE)
-  def compress_refined(self, image, quantizer, rate, delta_index,
-                       refine_steps):
-    return {"stream": self.codec.compress_refined(
-        image, quantizer, rate, delta_index, refine_steps)}
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="stream")])
   def decompress(self, stream):
@@ -330,7 +324,6 @@ def export_codec(codec, base_dir, name, version, metadata,
   full = _save(module, {
       "compress": module.compress,
       "compress_with_options": module.compress_with_options,
-      "compress_refined": module.compress_refined,
       "decompress": module.decompress,
       "decompress_with_options": module.decompress_with_options,
       "metadata": module.metadata,

@@ -2,7 +2,8 @@
 
 Name "<model>:<quantizer>" (model: zoo name or path), or
 "<model>:<quantizer>+refine<N>" to encode with the latents refined by N
-gradient steps (tfc_lic.refinement; same decoder); a setting is a pair
+gradient steps (tfc_lic.refinement; through the model's core SavedModel and
+tfc_lic.client, as a served model refines; same decoder); a setting is a pair
 (rate index, step index j) and is written "rate" or "rate@j" on the command
 line. The default sweep is every trained rate at the model's step for that
 quantizer.
@@ -10,11 +11,13 @@ quantizer.
 
 import tensorflow as tf
 
+from tfc_lic import client
 from tfc_lic import image_io
 from tfc_lic import latent_codecs
 from tfc_lic import zoo
 
 _LOADED = {}
+_CLIENTS = {}
 
 
 def is_learned(name):
@@ -27,7 +30,8 @@ def parse_setting(text):
 
 
 class LearnedCodec:
-  """Encodes through `compress_with_options`, decodes through `decompress`."""
+  """Encodes through `compress_with_options` (refining: the client over the
+  core model), decodes through `decompress`."""
 
   def __init__(self, name):
     model, _, quantizer = name.rpartition(":")
@@ -53,22 +57,23 @@ class LearnedCodec:
                        model_id=info["model_id"])
     if self.refine_steps is not None:
       self.params["refine_steps"] = self.refine_steps
+      if path not in _CLIENTS:
+        _CLIENTS[path] = client.Client(client.saved_model_transport(
+            zoo.find_core(path)))
+      self.client = _CLIENTS[path]
 
   def encode(self, image, setting):
     rate, delta_index = setting
     if delta_index is None:
       delta_index = self.default_delta_index
-    options = dict(
+    if self.refine_steps is not None:
+      return self.client.compress(image, self.quantizer, rate, delta_index,
+                                  self.refine_steps)
+    return self.saved_model.signatures["compress_with_options"](
         image=image_io.to_tensor(image),
         quantizer=tf.constant(latent_codecs.QUANTIZER_IDS[self.quantizer]),
         rate=tf.constant(rate, tf.float32),
-        delta_index=tf.constant(delta_index, tf.int32))
-    if self.refine_steps is None:
-      signature = self.saved_model.signatures["compress_with_options"]
-    else:
-      signature = self.saved_model.signatures["compress_refined"]
-      options["refine_steps"] = tf.constant(self.refine_steps, tf.int32)
-    return signature(**options)["stream"].numpy()
+        delta_index=tf.constant(delta_index, tf.int32))["stream"].numpy()
 
   def decode(self, data):
     return self.saved_model.signatures["decompress"](

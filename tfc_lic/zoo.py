@@ -2,7 +2,8 @@
 
 A codec SavedModel is named by its path or by a zoo name: a folder looked up
 in each directory of $TFC_LIC_MODELS (os.pathsep-separated), then in the
-checkout's saved_models/; a model folder stands for its newest version.
+checkout's saved_models/; a model folder stands for its newest version,
+and its core model (`find_core`) is the folder beside it named <model>-core.
 `load_trained` rebuilds the Keras model of a training run, of committed
 weights (checkpoints/<model>) or of a codec SavedModel, in float32, as the
 codec runs it.
@@ -53,6 +54,18 @@ def find(model):
       f"no model {model!r}: not a path, nor in "
       f"{', '.join(zoos) or 'a zoo folder'} (set {MODELS_ENV} to the folder "
       "of your models, or pass a path)")
+
+
+def find_core(model):
+  """The core-op SavedModel (export.py) of the same version beside the codec
+  SavedModel of a path or a zoo name: what refined encoding runs on."""
+  path = os.path.normpath(find(model))
+  folder, version = os.path.split(path)
+  core = os.path.join(folder + export.CORE_SUFFIX, version)
+  if not os.path.exists(os.path.join(core, "saved_model.pb")):
+    raise FileNotFoundError(f"no core model {core} beside {path} "
+                            "(tfc-lic-export writes both)")
+  return core
 
 
 def load(model=DEFAULT_MODEL):

@@ -2,7 +2,8 @@
 
   tfc-lic-compress --input=photo.png --output=photo.tlic --metrics
 
-Uses a codec SavedModel (--model: a path or a zoo name, see tfc_lic/zoo.py).
+Uses a codec SavedModel (--model: a path or a zoo name, see tfc_lic/zoo.py);
+--refine_steps encodes through its core model instead (tfc_lic.client).
 With --metrics it also decodes the stream and prints PSNR and MS-SSIM.
 """
 
@@ -11,9 +12,11 @@ import time
 
 from absl import app
 from absl import flags
+import numpy as np
 import tensorflow as tf
 
 from tfc_lic import cli
+from tfc_lic import client
 from tfc_lic import container
 from tfc_lic import image_io
 from tfc_lic import latent_codecs
@@ -54,6 +57,30 @@ def delta_index(delta):
   return index
 
 
+def _codec(model, refine_steps):
+  """(metadata, encode(image tensor, quantizer, rate, j) -> bytes,
+  decode(bytes) -> image) of the codec SavedModel `model`; with refinement,
+  of its core model through the client (the full model does not refine)."""
+  path = zoo.find(model)
+  if refine_steps:
+    coder = client.Client(client.saved_model_transport(zoo.find_core(path)))
+    # (np.asarray shares the tensor's pixels.)
+    return coder.info, lambda image, *options: coder.compress(
+        np.asarray(image), *options, refine_steps=refine_steps), (
+            coder.decompress)
+  codec = zoo.load(path)
+
+  def encode(image, quantizer, rate, j):
+    return codec.signatures["compress_with_options"](
+        image=image,
+        quantizer=tf.constant(latent_codecs.QUANTIZER_IDS[quantizer]),
+        rate=tf.constant(rate, tf.float32),
+        delta_index=tf.constant(j))["stream"].numpy()
+
+  return codec.info, encode, lambda stream: codec.signatures["decompress"](
+      stream=tf.constant(stream))["image"].numpy()
+
+
 def main(argv):
   del argv
   with cli.one_line_errors():
@@ -64,28 +91,15 @@ def main(argv):
           f"--refine_steps must be in [0, {refinement.MAX_STEPS}]")
     # One copy of the pixels (the tensor), whatever the image's size.
     image = image_io.to_tensor(image_io.read_image(FLAGS.input))
-    codec = zoo.load(FLAGS.model)
-    info = codec.info
+    info, encode, decode = _codec(FLAGS.model, FLAGS.refine_steps)
     quantizer = FLAGS.quantizer or info["default_quantizer"]
     rate = info["default_rate"] if FLAGS.rate is None else FLAGS.rate
     if not 0 <= rate <= len(info["lmbdas"]) - 1:
       raise ValueError(f"--rate must be in [0, {len(info['lmbdas']) - 1}]")
     j = (info["delta_indexes"][quantizer] if FLAGS.delta is None
          else delta_index(FLAGS.delta))
-    options = dict(
-        image=image,
-        quantizer=tf.constant(latent_codecs.QUANTIZER_IDS[quantizer]),
-        rate=tf.constant(rate, tf.float32),
-        delta_index=tf.constant(j))
-    signature = "compress_with_options"
-    if FLAGS.refine_steps:
-      if "compress_refined" not in codec.signatures:
-        raise ValueError(f"{FLAGS.model} predates --refine_steps; "
-                         "export it again")
-      signature = "compress_refined"
-      options["refine_steps"] = tf.constant(FLAGS.refine_steps)
     start = time.perf_counter()
-    stream = codec.signatures[signature](**options)["stream"].numpy()
+    stream = encode(image, quantizer, rate, j)
     seconds = time.perf_counter() - start
     image_io.write_atomic(output, stream, overwrite=FLAGS.overwrite)
     print(f"{output}: {len(stream)} bytes, "
@@ -93,9 +107,7 @@ def main(argv):
           f"({quantizer}, rate {rate:g}, delta {2 ** (j / 8):.4g}, "
           f"{FLAGS.refine_steps} refinement steps, {seconds:.2f} s)")
     if FLAGS.metrics:
-      decoded = codec.signatures["decompress"](
-          stream=tf.constant(stream))["image"].numpy()
-      print(metrics.quality(image.numpy(), decoded))
+      print(metrics.quality(image.numpy(), decode(stream)))
 
 
 def run():
