@@ -9,10 +9,12 @@ the quantizer of each latent from the parities of the previous indexes:
                    next = [[0, 2], [5, 7], [1, 3], [6, 4], [2, 0], [4, 6],
                            [3, 1], [7, 5]][s][k&1]
 
-The encoder runs a Viterbi search minimising J = Σ (y - y_hat)²/Δ² + λ·R,
-R = -log2 P(k | quantizer, σ) read from the same range-coding tables the
-coder uses, so J's rate is the coded rate. Candidates per latent: the two
-nearest levels of the state's quantizer and zero.
+The encoder runs a Viterbi search minimising
+J = Σ w_c (y - y_hat)²/Δ² + λ·R, R = -log2 P(k | quantizer, σ) read from the
+same range-coding tables the coder uses, so J's rate is the coded rate; w_c
+(1 unless given) can weigh channel c's error by what it costs the picture.
+Candidates per latent: the two nearest levels of the state's quantizer and
+zero.
 
 Scan: one trellis per spatial position, running along the M channels, all
 positions in parallel: the sequential loop has M steps (192), each a small
@@ -88,15 +90,19 @@ class TrellisCodedQuantizer(usq.LatentCodec):
   def _from_coding_order(self, x, shape):
     return tf.reshape(tf.transpose(x), shape)
 
-  def _edge_costs(self, u, base):
-    """Best index and its cost per (quantizer, parity): [T, n, 2, 2] each."""
+  def _edge_costs(self, u, base, weights=None):
+    """Best index and its cost per (quantizer, parity): [T, n, 2, 2] each;
+    `weights` [T] scale each step's distortion."""
     k = _candidates(u)                                   # [T, n, 2, 3]
     q = tf.constant([0, 1], tf.int32)[:, None]
     level = tf.cast(quantizer_levels(q, k), tf.float32)
     banks = tf.constant(BANKS, tf.int32)[:, None]
     table = self.tables.table_index(banks, base[..., None, None], 0)
     bits = self.tables.bits(table, k)
-    cost = tf.square(u[..., None, None] - level) + self.lmbda * bits
+    distortion = tf.square(u[..., None, None] - level)
+    if weights is not None:
+      distortion *= weights[:, None, None, None]
+    cost = distortion + self.lmbda * bits
     parity = tf.bitwise.bitwise_and(k, 1)
     best_cost, best_k = [], []
     for p in (0, 1):
@@ -106,9 +112,10 @@ class TrellisCodedQuantizer(usq.LatentCodec):
       best_k.append(tf.gather(k, pick, batch_dims=3))
     return tf.stack(best_cost, -1), tf.stack(best_k, -1)
 
-  def search(self, u, base):
-    """Viterbi over [T, n] residuals u (units of Δ); returns (k, q) [T, n]."""
-    costs, choices = self._edge_costs(u, base)
+  def search(self, u, base, weights=None):
+    """Viterbi over [T, n] residuals u (units of Δ), distortions weighted by
+    `weights` [T] if given; returns (k, q) [T, n]."""
+    costs, choices = self._edge_costs(u, base, weights)
     n = tf.shape(u)[1]
     num_states = self.num_states
     state_q = self.state_quantizer
@@ -145,15 +152,16 @@ class TrellisCodedQuantizer(usq.LatentCodec):
         reverse=True)
     return k, q
 
-  def quantize(self, y, loc, scale_index, delta_index):
-    """Returns (indexes k, table ids, y_hat), all shaped like `y`."""
+  def quantize(self, y, loc, scale_index, delta_index, weights=None):
+    """Returns (indexes k, table ids, y_hat), all shaped like `y`; `weights`
+    [M]: the channels' distortion weights (see the module's docstring)."""
     delta = scale_grid.step_size(delta_index)
     base = usq.scale_indexes(scale_index, self.tables.num_scales) - delta_index
     # Candidates then stay within the coder's index range.
     bound = 2. * index_coder.MAX_INDEX - 4.
     u = self.coding_order(tf.clip_by_value((y - loc) / delta, -bound, bound))
     base_t = self.coding_order(base)
-    k, q = self.search(u, base_t)
+    k, q = self.search(u, base_t, weights)
     table = self.tables.table_index(tf.gather(BANKS, q), base_t, 0)
     level = tf.cast(quantizer_levels(q, k), tf.float32)
     shape = tf.shape(y)
