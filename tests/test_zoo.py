@@ -247,8 +247,7 @@ def test_core_model_refines_as_the_library(name, kodim23):
   codec built from its weights and metadata (and differ from those of λ
   unscaled)."""
   model, _, _ = zoo.load_trained(os.path.join(ZOO, name))
-  client = client_lib.Client(client_lib.saved_model_transport(
-      zoo.find_core(os.path.join(ZOO, name))))
+  client = zoo.load_core(os.path.join(ZOO, name))
   info = client.info
   crop = kodim23[128:384, 256:512]
   # One codec per setting, each traced once for both quantizers.

@@ -11,7 +11,6 @@ quantizer.
 
 import tensorflow as tf
 
-from tfc_lic import client
 from tfc_lic import image_io
 from tfc_lic import latent_codecs
 from tfc_lic import zoo
@@ -58,8 +57,7 @@ class LearnedCodec:
     if self.refine_steps is not None:
       self.params["refine_steps"] = self.refine_steps
       if path not in _CLIENTS:
-        _CLIENTS[path] = client.Client(client.saved_model_transport(
-            zoo.find_core(path)))
+        _CLIENTS[path] = zoo.load_core(path)
       self.client = _CLIENTS[path]
 
   def encode(self, image, setting):

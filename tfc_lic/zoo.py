@@ -14,6 +14,7 @@ import os
 
 import tensorflow as tf
 
+from tfc_lic import client
 from tfc_lic import export
 from tfc_lic import training
 
@@ -66,6 +67,12 @@ def find_core(model):
     raise FileNotFoundError(f"no core model {core} beside {path} "
                             "(tfc-lic-export writes both)")
   return core
+
+
+def load_core(model=DEFAULT_MODEL):
+  """A tfc_lic.client.Client over the core model of `model` (see
+  find_core), loaded in this process: how a SavedModel refines."""
+  return client.Client(client.saved_model_transport(find_core(model)))
 
 
 def load(model=DEFAULT_MODEL):

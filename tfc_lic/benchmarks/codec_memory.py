@@ -1,8 +1,9 @@
 """Peak memory and speed of one encode and one decode per image size, each in
 a fresh process (the peak resident size only grows), with the loaded
-model's; the largest also through the client and the core model. The images are mosaics of a folder's photographs at 3:2, and a
-panorama as wide as the format allows, generated in the worker (nothing is
-written but the stream)."""
+model's; the largest also through the client and the core model. The
+images are mosaics of a folder's photographs at 3:2, and a panorama as wide
+as the format allows, generated in the worker (nothing is written but the
+stream)."""
 
 import math
 import os
@@ -13,7 +14,6 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfc_lic import client as client_lib
 from tfc_lic import container
 from tfc_lic import evaluation
 from tfc_lic import image_io
@@ -67,8 +67,7 @@ def _coder(model, client):
   NumPy copy of it), or with `client` of its core model through
   tfc_lic.client, encoding refined (the only way to refine)."""
   if client:
-    coder = client_lib.Client(client_lib.saved_model_transport(
-        zoo.find_core(model)))
+    coder = zoo.load_core(model)
     # (np.asarray shares the tensor's pixels.)
     return (lambda image: coder.compress(
         np.asarray(image), refine_steps=CLIENT_REFINE_STEPS),
@@ -118,9 +117,8 @@ def run(output_dir, megapixels, model, images):
   name or path); then the largest through the client and `model`'s core
   model, refining (CLIENT_REFINE_STEPS); writes codec_memory.{json,png}."""
   rows = []
-  largest = shape(max(megapixels))
   cases = [(shape(size), False) for size in megapixels] + [
-      (panorama(max(megapixels)), False), (largest, True)]
+      (panorama(max(megapixels)), False), (shape(max(megapixels)), True)]
   with tempfile.TemporaryDirectory() as scratch:
     for (height, width), client in cases:
       row = dict(name=f"{width}x{height}" + (" client" if client else ""),

@@ -16,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_lic import cli
-from tfc_lic import client
 from tfc_lic import container
 from tfc_lic import image_io
 from tfc_lic import latent_codecs
@@ -63,7 +62,7 @@ def _codec(model, refine_steps):
   of its core model through the client (the full model does not refine)."""
   path = zoo.find(model)
   if refine_steps:
-    coder = client.Client(client.saved_model_transport(zoo.find_core(path)))
+    coder = zoo.load_core(path)
     # (np.asarray shares the tensor's pixels.)
     return coder.info, lambda image, *options: coder.compress(
         np.asarray(image), *options, refine_steps=refine_steps), (
